@@ -1,0 +1,69 @@
+import { z } from 'zod';
+
+const booleanFromEnv = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
+  .transform((value) => value === 'true' || value === '1' || value === 'yes');
+
+const integer = (min: number, max: number) =>
+  z.coerce
+    .number({ message: 'expected a whole number' })
+    .int({ message: 'expected a whole number' })
+    .min(min, { message: `expected at least ${min}` })
+    .max(max, { message: `expected at most ${max}` });
+
+/**
+ * Every setting Latchkey reads from its environment, with the defaults a newcomer gets.
+ * Names are the environment variables themselves so that an error names exactly what to fix.
+ */
+export const configSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+    HOST: z.string().min(1).default('127.0.0.1'),
+    PORT: integer(0, 65535).default(3000),
+    LATCHKEY_ISSUER: z.url({ protocol: /^https?$/, message: 'expected an http(s) URL' }).optional(),
+    LATCHKEY_TRUST_PROXY: booleanFromEnv.default(false),
+    DATABASE_URL: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, { message: 'expected a postgres:// URL' })
+      .optional(),
+    DATABASE_POOL_MAX: integer(1, 200).default(10),
+    LATCHKEY_DATA_DIR: z.string().min(1).default('./data'),
+    LATCHKEY_MASTER_KEY: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{43}=?$|^[0-9a-fA-F]{64}$/, {
+        message: 'expected 32 bytes as base64url (43 characters) or hex (64 characters)',
+      })
+      .optional(),
+    LATCHKEY_MIGRATE_ON_START: booleanFromEnv.default(true),
+    LATCHKEY_ADMIN_EMAIL: z.email({ message: 'expected an email address' }).optional(),
+    LATCHKEY_ADMIN_PASSWORD: z.string().min(12, { message: 'expected at least 12 characters' }).optional(),
+    LATCHKEY_DEFAULT_LOCALE: z.enum(['en', 'ko']).default('en'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    LATCHKEY_ARGON2_MEMORY_KIB: integer(19456, 1048576).default(19456),
+    LATCHKEY_ARGON2_ITERATIONS: integer(2, 20).default(2),
+    LATCHKEY_ARGON2_PARALLELISM: integer(1, 16).default(1),
+    LATCHKEY_LOGIN_ACCOUNT_FAILURES: integer(3, 100).default(5),
+    LATCHKEY_LOGIN_IP_FAILURES: integer(5, 10000).default(50),
+    LATCHKEY_LOGIN_WINDOW_SECONDS: integer(60, 86400).default(900),
+    LATCHKEY_KEY_RELOAD_SECONDS: integer(1, 3600).default(30),
+    LATCHKEY_SHUTDOWN_GRACE_SECONDS: integer(1, 300).default(10),
+  })
+  .superRefine((env, ctx) => {
+    if (env.NODE_ENV === 'production' && !env.LATCHKEY_MASTER_KEY) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['LATCHKEY_MASTER_KEY'],
+        message: 'required in production (32 random bytes, e.g. `openssl rand -hex 32`)',
+      });
+    }
+    if ((env.LATCHKEY_ADMIN_EMAIL === undefined) !== (env.LATCHKEY_ADMIN_PASSWORD === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [env.LATCHKEY_ADMIN_EMAIL ? 'LATCHKEY_ADMIN_PASSWORD' : 'LATCHKEY_ADMIN_EMAIL'],
+        message: 'LATCHKEY_ADMIN_EMAIL and LATCHKEY_ADMIN_PASSWORD go together',
+      });
+    }
+  });
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type RawConfig = z.output<typeof configSchema>;

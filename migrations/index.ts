@@ -1,0 +1,12 @@
+import type { Knex } from 'knex';
+import * as foundation from './001-foundation.js';
+
+interface Migration {
+  up(knex: Knex): Promise<void>;
+  down(knex: Knex): Promise<void>;
+}
+
+/** The ordered list of migrations: listed here rather than read from disk so that tests, tsx and dist agree. */
+export const migrations: ReadonlyArray<readonly [name: string, migration: Migration]> = [
+  ['001-foundation', foundation],
+];

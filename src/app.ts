@@ -1,0 +1,108 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Koa from 'koa';
+import type { Config } from './config/index.js';
+import type { Database } from './db/connect.js';
+import { createQueries } from './db/index.js';
+import { createInteractionRouter } from './interactions/routes.js';
+import { errorHandler } from './koa-errors.js';
+import { requestLog } from './koa-request-log.js';
+import type { Logger } from './logger.js';
+import { createClientStore } from './oidc/clients.js';
+import { ensureKeys, loadKeyMaterial } from './oidc/keys.js';
+import { createProvider } from './oidc/provider.js';
+import { createProviderHolder } from './oidc/provider-holder.js';
+import { VIEWS_DIR } from './paths.js';
+import { createPageRenderer } from './render.js';
+import { type Clock, systemClock } from './security/clock.js';
+import { securityHeaders } from './security/koa-security-headers.js';
+import { createPasswordHasher } from './security/passwords.js';
+import { createSecretBox } from './security/secret-box.js';
+import { createThrottle } from './security/throttle.js';
+
+export interface LatchkeyOptions {
+  config: Config;
+  db: Database;
+  masterKey: Buffer;
+  logger: Logger;
+  clock?: Clock;
+}
+
+/** Builds the whole service on an open database: what `main` listens with and what tests drive. */
+export async function createLatchkey(options: LatchkeyOptions) {
+  const { config, db, logger } = options;
+  const clock = options.clock ?? systemClock;
+  const queries = createQueries(db);
+  const box = createSecretBox(options.masterKey);
+  const renderer = createPageRenderer();
+  const clients = createClientStore(queries, box);
+  const hasher = createPasswordHasher(config.argon2);
+  const throttle = createThrottle(queries, clock);
+
+  await ensureKeys(queries, box, clock);
+  const providers = createProviderHolder(
+    (keys) =>
+      createProvider({
+        config,
+        queries,
+        clients,
+        clock,
+        renderer,
+        keys,
+        onServerError: (ctx, err) => (ctx.state.log ?? logger).error({ err }, 'oidc-provider server error'),
+      }),
+    await loadKeyMaterial(queries, box, clock),
+  );
+
+  const stylesheet = fs.readFileSync(path.join(VIEWS_DIR, 'static', 'latchkey.css'));
+  const app = new Koa({ proxy: config.trustProxy });
+  app.silent = true;
+  app.use(requestLog(logger));
+  app.use(errorHandler(renderer, config.defaultLocale));
+  app.use(securityHeaders());
+  app.use(async (ctx, next) => {
+    if (ctx.path === '/healthz') {
+      ctx.body = { status: 'ok' };
+    } else if (ctx.path === '/readyz') {
+      const ready = await Promise.race([
+        queries.ping().then(() => true, () => false),
+        new Promise<boolean>((resolve) => setTimeout(resolve, 1000, false).unref()),
+      ]);
+      ctx.status = ready ? 200 : 503;
+      ctx.body = { status: ready ? 'ready' : 'database unavailable' };
+    } else if (ctx.path === '/static/latchkey.css') {
+      ctx.type = 'css';
+      ctx.set('cache-control', 'public, max-age=3600');
+      ctx.body = stylesheet;
+    } else {
+      await next();
+    }
+  });
+  const interactions = createInteractionRouter({
+    providers,
+    renderer,
+    defaultLocale: config.defaultLocale,
+    passwordLogin: { queries, hasher, throttle, limits: config.loginThrottle },
+  });
+  app.use(interactions.routes());
+  app.use(providers.middleware);
+
+  return {
+    app,
+    queries,
+    clients,
+    providers,
+    hasher,
+    box,
+    clock,
+    /** Picks up rotated keys; called on a timer by every instance. */
+    refreshKeys: async () => providers.refresh(await loadKeyMaterial(queries, box, clock)),
+    purgeExpired: async () => {
+      const now = clock.now();
+      await queries.oidcModels.purgeExpired(now);
+      await queries.keys.purgeExpired(now);
+    },
+  };
+}
+
+export type Latchkey = Awaited<ReturnType<typeof createLatchkey>>;

@@ -1,0 +1,142 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { createUser, ensureSuperAdmin } from './admin/users.js';
+import { boot } from './boot.js';
+import { createQueries } from './db/index.js';
+import { migrateToLatest, rollbackMigrations } from './db/migrate.js';
+import { createClientStore } from './oidc/clients.js';
+import { ensureKeys, rotateKeys } from './oidc/keys.js';
+import { TOKEN_TTL } from './oidc/provider.js';
+import { systemClock } from './security/clock.js';
+import { createPasswordHasher } from './security/passwords.js';
+import { createSecretBox } from './security/secret-box.js';
+
+interface Command {
+  usage: string;
+  options: NonNullable<Parameters<typeof parseArgs>[0]>['options'];
+  run(values: Record<string, unknown>, ctx: Awaited<ReturnType<typeof boot>>): Promise<void>;
+}
+
+const out = (text: string): void => void process.stdout.write(`${text}\n`);
+
+const commands: Record<string, Command> = {
+  migrate: {
+    usage: 'migrate [--rollback] [--all]   apply pending migrations, or revert the last batch (--all: every one)',
+    options: { rollback: { type: 'boolean' }, all: { type: 'boolean' } },
+    async run(values, { db }) {
+      const names = values.rollback ? await rollbackMigrations(db, Boolean(values.all)) : await migrateToLatest(db);
+      out(names.length ? `${values.rollback ? 'reverted' : 'applied'}: ${names.join(', ')}` : 'nothing to do');
+    },
+  },
+  'client create': {
+    usage:
+      'client create --name NAME --redirect-uri URI [--redirect-uri URI…] [--post-logout-redirect-uri URI…]\n' +
+      '              [--public] [--client-credentials] [--id ID] [--alg RS256|ES256] [--require-mfa]',
+    options: {
+      name: { type: 'string' },
+      id: { type: 'string' },
+      'redirect-uri': { type: 'string', multiple: true },
+      'post-logout-redirect-uri': { type: 'string', multiple: true },
+      public: { type: 'boolean' },
+      'client-credentials': { type: 'boolean' },
+      alg: { type: 'string' },
+      'require-mfa': { type: 'boolean' },
+    },
+    async run(values, { db, masterKey }) {
+      const store = createClientStore(createQueries(db), createSecretBox(masterKey));
+      const machine = Boolean(values['client-credentials']);
+      const created = await store.register({
+        client_name: values.name as string,
+        client_id: values.id as string | undefined,
+        redirect_uris: (values['redirect-uri'] as string[] | undefined) ?? [],
+        post_logout_redirect_uris: (values['post-logout-redirect-uri'] as string[] | undefined) ?? [],
+        grant_types: machine ? ['client_credentials'] : ['authorization_code', 'refresh_token'],
+        token_endpoint_auth_method: values.public ? 'none' : 'client_secret_basic',
+        id_token_signed_response_alg: (values.alg as 'RS256' | 'ES256' | undefined) ?? 'RS256',
+        require_mfa: Boolean(values['require-mfa']),
+      });
+      out(`client_id:     ${created.clientId}`);
+      if (created.clientSecret) out(`client_secret: ${created.clientSecret}   (shown once: store it now)`);
+    },
+  },
+  'client list': {
+    usage: 'client list                    list registered clients',
+    options: {},
+    async run(_values, { db }) {
+      for (const row of await createQueries(db).clients.list()) {
+        out(`${row.client_id}\t${String(row.metadata.client_name)}\t${(row.metadata.redirect_uris as string[]).join(' ')}`);
+      }
+    },
+  },
+  'user create': {
+    usage: 'user create --email EMAIL --password PASSWORD [--name NAME] [--role ROLE…] [--locale en|ko]',
+    options: { email: { type: 'string' }, password: { type: 'string' }, name: { type: 'string' }, role: { type: 'string', multiple: true }, locale: { type: 'string' } },
+    async run(values, { db, config }) {
+      const user = await createUser(
+        { queries: createQueries(db), hasher: createPasswordHasher(config.argon2) },
+        { email: values.email as string, password: values.password as string, name: (values.name as string) ?? '', roles: values.role as never, locale: values.locale as never },
+      );
+      out(`created user ${user.id} <${user.email}>`);
+    },
+  },
+  'admin create': {
+    usage: 'admin create                   create the first super admin if there is no user yet (prints its password)',
+    options: {},
+    async run(_values, { db, config }) {
+      const created = await ensureSuperAdmin({ queries: createQueries(db), hasher: createPasswordHasher(config.argon2) }, config.bootstrapAdmin);
+      if (!created) {
+        out('users exist already: nothing done (use `user create --role super_admin`)');
+        return;
+      }
+      out(`super admin: ${created.email}${created.generatedPassword ? `  password: ${created.generatedPassword}` : ''}`);
+    },
+  },
+  'keys rotate': {
+    usage: 'keys rotate [--activate-after SECONDS]   new signing and cookie keys; old ones stay published until what they signed expires',
+    options: { 'activate-after': { type: 'string' } },
+    async run(values, { db, masterKey, config }) {
+      const queries = createQueries(db);
+      const box = createSecretBox(masterKey);
+      await ensureKeys(queries, box, systemClock);
+      const delay = z.coerce.number().int().min(0).parse(values['activate-after'] ?? 2 * config.keyReloadSeconds + 5);
+      const result = await rotateKeys(queries, box, systemClock, { activationDelaySeconds: delay, retainSeconds: Math.max(TOKEN_TTL.IdToken, TOKEN_TTL.AccessToken) + 300 });
+      out(`new keys ${result.kids.join(', ')} sign from ${result.activatesAt.toISOString()}; old keys published until ${result.oldKeysExpireAt.toISOString()}`);
+    },
+  },
+};
+
+function help() {
+  out('usage: latchkey <command> [options]   (npm run latchkey -- <command> …)\n');
+  for (const command of Object.values(commands)) out(`  ${command.usage}`);
+}
+
+async function main(argv: string[]) {
+  const name = [argv.slice(0, 2).join(' '), argv[0] ?? ''].find((candidate) => candidate in commands);
+  if (!name || argv.includes('--help') || argv.includes('-h')) {
+    if (name) out(`usage: latchkey ${commands[name]!.usage}`);
+    else help();
+    return name || argv.includes('--help') || argv.includes('-h') ? 0 : 64;
+  }
+  const command = commands[name]!;
+  const { values } = parseArgs({ args: argv.slice(name.split(' ').length), options: command.options, strict: true });
+  const booted = await boot({ migrate: true });
+  try {
+    await command.run(values, booted);
+    return 0;
+  } finally {
+    await booted.db.destroy();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof z.ZodError) {
+      for (const issue of error.issues) process.stderr.write(`error: ${issue.path.join('.') || 'input'}: ${issue.message}\n`);
+    } else {
+      process.stderr.write(`error: ${(error as Error).message}\n`);
+    }
+    process.exit(1);
+  },
+);

@@ -1,0 +1,74 @@
+import { z } from 'zod';
+import { configSchema, type RawConfig } from '../../config/schema.js';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface Config {
+  env: RawConfig['NODE_ENV'];
+  host: string;
+  port: number;
+  issuer: string;
+  trustProxy: boolean;
+  database: { url?: string; poolMax: number; dataDir: string };
+  masterKey?: Buffer;
+  migrateOnStart: boolean;
+  bootstrapAdmin?: { email: string; password: string };
+  defaultLocale: 'en' | 'ko';
+  logLevel: RawConfig['LOG_LEVEL'];
+  argon2: { memoryCost: number; timeCost: number; parallelism: number };
+  loginThrottle: { accountFailures: number; ipFailures: number; windowSeconds: number };
+  keyReloadSeconds: number;
+  shutdownGraceSeconds: number;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, env: Record<string, string | undefined>): string {
+  const name = issue.path.join('.') || '(environment)';
+  const given = typeof issue.path[0] === 'string' ? env[issue.path[0]] : undefined;
+  const shown = given === undefined || /KEY|PASSWORD/.test(name) ? '' : ` (got ${JSON.stringify(given)})`;
+  return `${name}: ${issue.message}${shown}`;
+}
+
+export function decodeMasterKey(text: string): Buffer {
+  return /^[0-9a-fA-F]{64}$/.test(text) ? Buffer.from(text, 'hex') : Buffer.from(text, 'base64url');
+}
+
+/** Turns the environment into a typed config, or throws a ConfigError naming every bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const parsed = configSchema.safeParse(present);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((issue) => describeIssue(issue, env)));
+  const raw = parsed.data;
+  return {
+    env: raw.NODE_ENV,
+    host: raw.HOST,
+    port: raw.PORT,
+    issuer: (raw.LATCHKEY_ISSUER ?? `http://localhost:${raw.PORT}`).replace(/\/$/, ''),
+    trustProxy: raw.LATCHKEY_TRUST_PROXY,
+    database: { url: raw.DATABASE_URL, poolMax: raw.DATABASE_POOL_MAX, dataDir: raw.LATCHKEY_DATA_DIR },
+    masterKey: raw.LATCHKEY_MASTER_KEY ? decodeMasterKey(raw.LATCHKEY_MASTER_KEY) : undefined,
+    migrateOnStart: raw.LATCHKEY_MIGRATE_ON_START,
+    bootstrapAdmin:
+      raw.LATCHKEY_ADMIN_EMAIL && raw.LATCHKEY_ADMIN_PASSWORD
+        ? { email: raw.LATCHKEY_ADMIN_EMAIL, password: raw.LATCHKEY_ADMIN_PASSWORD }
+        : undefined,
+    defaultLocale: raw.LATCHKEY_DEFAULT_LOCALE,
+    logLevel: raw.LOG_LEVEL,
+    argon2: {
+      memoryCost: raw.LATCHKEY_ARGON2_MEMORY_KIB,
+      timeCost: raw.LATCHKEY_ARGON2_ITERATIONS,
+      parallelism: raw.LATCHKEY_ARGON2_PARALLELISM,
+    },
+    loginThrottle: {
+      accountFailures: raw.LATCHKEY_LOGIN_ACCOUNT_FAILURES,
+      ipFailures: raw.LATCHKEY_LOGIN_IP_FAILURES,
+      windowSeconds: raw.LATCHKEY_LOGIN_WINDOW_SECONDS,
+    },
+    keyReloadSeconds: raw.LATCHKEY_KEY_RELOAD_SECONDS,
+    shutdownGraceSeconds: raw.LATCHKEY_SHUTDOWN_GRACE_SECONDS,
+  };
+}

@@ -1,0 +1,25 @@
+import { createAuditQueries } from './audit.js';
+import { createClientQueries } from './clients.js';
+import type { Database } from './connect.js';
+import { createKeyQueries } from './keys.js';
+import { createOidcModelQueries } from './oidc-models.js';
+import { createThrottleQueries } from './throttle.js';
+import { createUserQueries } from './users.js';
+
+/** Every table's queries on one object: the only way the rest of the code reaches the database. */
+export function createQueries(db: Database) {
+  return {
+    db,
+    users: createUserQueries(db),
+    clients: createClientQueries(db),
+    oidcModels: createOidcModelQueries(db),
+    keys: createKeyQueries(db),
+    throttle: createThrottleQueries(db),
+    audit: createAuditQueries(db),
+    ping: async () => {
+      await db.raw('select 1');
+    },
+  };
+}
+
+export type Queries = ReturnType<typeof createQueries>;

@@ -1,0 +1,16 @@
+/**
+ * An error a user may be told about: an HTTP status, a stable machine code (also the i18n key of its message)
+ * and the field at fault, if any. Anything else that reaches the error handler is a 500 shown generically.
+ */
+export class AppError extends Error {
+  readonly expose = true;
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string = code,
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = 'AppError';
+  }
+}

@@ -1,0 +1,61 @@
+import type { Context, Middleware } from 'koa';
+import type { Locale } from './i18n.js';
+import { pickLocale } from './i18n.js';
+import type { PageRenderer } from './render.js';
+
+const DATABASE_DOWN = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P02', '57P03', '08006', '08001']);
+
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const e = error as { code?: string; name?: string; message?: string } | undefined;
+  return !!e && (DATABASE_DOWN.has(e.code ?? '') || e.name === 'KnexTimeoutError' || /Connection terminated/.test(e.message ?? ''));
+}
+
+interface Shown {
+  status: number;
+  code: string;
+  field?: string;
+}
+
+function classify(error: unknown): Shown {
+  const e = error as { status?: number; expose?: boolean; code?: string; name?: string; field?: string };
+  if (isDatabaseUnavailable(error)) return { status: 503, code: 'service_unavailable' };
+  if (e?.name === 'SessionNotFound') return { status: 400, code: 'session_not_found' };
+  if (e?.expose && typeof e.status === 'number' && e.status < 500) {
+    return { status: e.status, code: typeof e.code === 'string' ? e.code : 'bad_request', field: e.field };
+  }
+  return { status: 500, code: 'internal_error' };
+}
+
+function wantsJson(ctx: Context) {
+  return ctx.path.startsWith('/api/') || ctx.accepts('html', 'json') === 'json';
+}
+
+/**
+ * The last word on any error: a user sees a status, a stable code and (for bad input) the field at fault; a 500
+ * is logged with its request id and shown as a generic page carrying that id, nothing more.
+ */
+export function errorHandler(renderer: PageRenderer, defaultLocale: Locale): Middleware {
+  return async (ctx, next) => {
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) throw Object.assign(new Error('not found'), { status: 404, expose: true, code: 'not_found' });
+    } catch (error) {
+      const shown = classify(error);
+      if (shown.status >= 500) ctx.state.log?.error({ err: error }, 'request failed');
+      ctx.status = shown.status;
+      ctx.set('cache-control', 'no-store');
+      if (shown.status === 503) ctx.set('retry-after', '5');
+      const locale: Locale =
+        ctx.state.locale ?? pickLocale({ acceptsLanguages: (...l) => ctx.acceptsLanguages(...l), fallback: defaultLocale });
+      const t = renderer.translator(locale);
+      const message = t(`error.${shown.code}`) === `error.${shown.code}` ? t('error.generic') : t(`error.${shown.code}`);
+      if (wantsJson(ctx)) {
+        ctx.type = 'application/problem+json';
+        ctx.body = { type: 'about:blank', title: message, status: shown.status, code: shown.code, ...(shown.field ? { field: shown.field } : {}), request_id: ctx.state.requestId };
+      } else {
+        ctx.type = 'html';
+        ctx.body = renderer.render('error', locale, { message, requestId: shown.status >= 500 ? ctx.state.requestId : undefined });
+      }
+    }
+  };
+}

@@ -1,0 +1,29 @@
+import type { Account, FindAccount } from 'oidc-provider';
+import type { Queries } from '../db/index.js';
+
+/** Claims a relying party may read, by scope; `sub` is the user's stable id, never the email. */
+export const claimsByScope = {
+  openid: ['sub'],
+  email: ['email', 'email_verified'],
+  profile: ['name', 'locale', 'updated_at'],
+};
+
+export function createFindAccount(queries: Queries): FindAccount {
+  return async (_ctx, sub) => {
+    const user = await queries.users.findById(sub).catch(() => undefined);
+    // A disabled account's tokens stop working at the next userinfo or introspection call.
+    if (!user || user.status !== 'active') return undefined;
+    const account: Account = {
+      accountId: user.id,
+      claims: async () => ({
+        sub: user.id,
+        email: user.email,
+        email_verified: user.email_verified,
+        name: user.name,
+        locale: user.locale ?? undefined,
+        updated_at: Math.floor(user.updated_at.getTime() / 1000),
+      }),
+    };
+    return account;
+  };
+}

@@ -1,0 +1,54 @@
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { errors } from 'oidc-provider';
+import type { Queries } from '../db/index.js';
+import type { Clock } from '../security/clock.js';
+import type { ClientStore } from './clients.js';
+
+/**
+ * oidc-provider's storage on PostgreSQL. Clients come from the `clients` table (with their secret unsealed);
+ * every other model lives in `oidc_model_instances`.
+ */
+export function createAdapterClass(queries: Queries, clients: ClientStore, clock: Clock) {
+  return class KnexAdapter implements Adapter {
+    constructor(readonly name: string) {}
+
+    async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+      const expiresAt = expiresIn ? new Date(clock.now().getTime() + expiresIn * 1000) : null;
+      await queries.oidcModels.upsert(this.name, id, payload as Record<string, unknown>, expiresAt);
+    }
+
+    async find(id: string): Promise<AdapterPayload | undefined> {
+      if (this.name === 'Client') return clients.findMetadata(id);
+      return withConsumed(await queries.oidcModels.find(this.name, id, clock.now()));
+    }
+
+    async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      return withConsumed(await queries.oidcModels.findBy(this.name, 'uid', uid, clock.now()));
+    }
+
+    async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+      return withConsumed(await queries.oidcModels.findBy(this.name, 'user_code', userCode, clock.now()));
+    }
+
+    async consume(id: string): Promise<void> {
+      // Two requests racing with the same code or refresh token both read it unconsumed; only the one whose
+      // update lands may go on, the other fails as an ordinary invalid_grant.
+      const won = await queries.oidcModels.consume(this.name, id, clock.now());
+      if (!won) throw new errors.InvalidGrant('grant request is invalid');
+    }
+
+    async destroy(id: string): Promise<void> {
+      await queries.oidcModels.destroy(this.name, id);
+    }
+
+    async revokeByGrantId(grantId: string): Promise<void> {
+      await queries.oidcModels.revokeByGrantId(grantId);
+    }
+  };
+}
+
+function withConsumed(stored: { payload: Record<string, unknown>; consumedAt: Date | null } | undefined) {
+  if (!stored) return undefined;
+  const payload = stored.payload as AdapterPayload;
+  return stored.consumedAt ? { ...payload, consumed: Math.floor(stored.consumedAt.getTime() / 1000) } : payload;
+}

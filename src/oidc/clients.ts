@@ -1,0 +1,71 @@
+import crypto from 'node:crypto';
+import { z } from 'zod';
+import type { Queries } from '../db/index.js';
+import type { SecretBox } from '../security/secret-box.js';
+
+const redirectUri = z.url({ message: 'expected an absolute URL' }).refine(
+  (value) => {
+    const url = new URL(value);
+    const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+    return !url.hash && (url.protocol === 'https:' || (url.protocol === 'http:' && loopback) || !/^https?:$/.test(url.protocol));
+  },
+  { message: 'expected https (http only on localhost, custom schemes for native apps) and no #fragment' },
+);
+
+/** What an administrator supplies to register a client (CLI now, admin API later). */
+export const clientRegistrationSchema = z
+  .object({
+    client_name: z.string().trim().min(1).max(200),
+    client_id: z.string().regex(/^[A-Za-z0-9._~-]{3,128}$/, { message: 'expected 3–128 URL-safe characters' }).optional(),
+    redirect_uris: z.array(redirectUri).max(50).default([]),
+    post_logout_redirect_uris: z.array(redirectUri).max(50).default([]),
+    grant_types: z
+      .array(z.enum(['authorization_code', 'refresh_token', 'client_credentials']))
+      .min(1)
+      .default(['authorization_code', 'refresh_token']),
+    token_endpoint_auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'none']).default('client_secret_basic'),
+    id_token_signed_response_alg: z.enum(['RS256', 'ES256']).default('RS256'),
+    require_mfa: z.boolean().default(false),
+  })
+  .superRefine((value, ctx) => {
+    if (value.grant_types.includes('authorization_code') && value.redirect_uris.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['redirect_uris'], message: 'authorization_code needs at least one redirect URI' });
+    }
+    if (value.token_endpoint_auth_method === 'none' && value.grant_types.includes('client_credentials')) {
+      ctx.addIssue({ code: 'custom', path: ['grant_types'], message: 'a public client cannot use client_credentials' });
+    }
+  });
+
+export type ClientRegistration = z.input<typeof clientRegistrationSchema>;
+
+export function createClientStore(queries: Queries, box: SecretBox) {
+  return {
+    async register(input: ClientRegistration) {
+      const client = clientRegistrationSchema.parse(input);
+      const clientId = client.client_id ?? crypto.randomBytes(12).toString('base64url');
+      const secret = client.token_endpoint_auth_method === 'none' ? undefined : crypto.randomBytes(32).toString('base64url');
+      const metadata = {
+        ...client,
+        client_id: clientId,
+        response_types: client.grant_types.includes('authorization_code') ? ['code'] : [],
+      };
+      await queries.clients.insert({
+        client_id: clientId,
+        client_secret_sealed: secret ? box.seal(secret, `client-secret:${clientId}`) : null,
+        metadata,
+      });
+      return { clientId, clientSecret: secret, metadata };
+    },
+    /** Client metadata as oidc-provider expects it, secret included (it compares it in constant time). */
+    async findMetadata(clientId: string) {
+      const row = await queries.clients.find(clientId);
+      if (!row) return undefined;
+      const secret = row.client_secret_sealed
+        ? box.open(row.client_secret_sealed, `client-secret:${row.client_id}`).toString('utf8')
+        : undefined;
+      return { ...row.metadata, client_id: row.client_id, ...(secret ? { client_secret: secret } : {}) };
+    },
+  };
+}
+
+export type ClientStore = ReturnType<typeof createClientStore>;

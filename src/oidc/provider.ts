@@ -1,0 +1,96 @@
+import Provider, { type Configuration, type KoaContextWithOIDC, errors } from 'oidc-provider';
+import type { Config } from '../config/index.js';
+import type { Queries } from '../db/index.js';
+import { pickLocale } from '../i18n.js';
+import type { PageRenderer } from '../render.js';
+import type { Clock } from '../security/clock.js';
+import { claimsByScope, createFindAccount } from './account.js';
+import { createAdapterClass } from './adapter.js';
+import type { ClientStore } from './clients.js';
+import type { KeyMaterial } from './keys.js';
+
+export interface ProviderDeps {
+  config: Config;
+  queries: Queries;
+  clients: ClientStore;
+  clock: Clock;
+  renderer: PageRenderer;
+  keys: KeyMaterial;
+  onServerError?: (ctx: KoaContextWithOIDC, error: Error) => void;
+}
+
+/** Lifetimes in seconds; the ID token's bounds how long a rotated-out signing key stays published. */
+export const TOKEN_TTL = {
+  AccessToken: 3600,
+  AuthorizationCode: 60,
+  ClientCredentials: 600,
+  IdToken: 3600,
+  Interaction: 3600,
+  Session: 14 * 24 * 3600,
+  Grant: 14 * 24 * 3600,
+  RefreshToken: 14 * 24 * 3600,
+} as const;
+
+function localeOf(ctx: KoaContextWithOIDC, fallback: Config['defaultLocale']) {
+  return pickLocale({
+    uiLocales: ctx.oidc?.params?.ui_locales,
+    acceptsLanguages: (...langs) => ctx.acceptsLanguages(...langs),
+    fallback,
+  });
+}
+
+export function createProvider(deps: ProviderDeps): Provider {
+  const { config, renderer } = deps;
+  const page = (ctx: KoaContextWithOIDC, template: string, data: Record<string, unknown>) => {
+    ctx.type = 'html';
+    ctx.set('cache-control', 'no-store');
+    ctx.body = renderer.render(template, localeOf(ctx, config.defaultLocale), data);
+  };
+
+  const configuration: Configuration = {
+    adapter: createAdapterClass(deps.queries, deps.clients, deps.clock),
+    findAccount: createFindAccount(deps.queries),
+    claims: claimsByScope,
+    jwks: deps.keys.jwks as Configuration['jwks'],
+    cookies: {
+      keys: deps.keys.cookieKeys,
+      long: { signed: true, httpOnly: true, sameSite: 'lax' },
+      short: { signed: true, httpOnly: true, sameSite: 'lax' },
+    },
+    responseTypes: ['code'],
+    pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
+    rotateRefreshToken: true,
+    ttl: { ...TOKEN_TTL },
+    extraClientMetadata: { properties: ['require_mfa'] },
+    clientDefaults: {
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'RS256',
+    },
+    enabledJWA: { idTokenSigningAlgValues: ['RS256', 'ES256'] },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      userinfo: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: async (ctx, form) => page(ctx, 'logout', { form, clientName: ctx.oidc.client?.clientName }),
+        postLogoutSuccessSource: async (ctx) => page(ctx, 'logged-out', { clientName: ctx.oidc.client?.clientName }),
+      },
+    },
+    renderError: async (ctx, out) => {
+      page(ctx, 'error', { error: out.error, description: out.error_description });
+    },
+  };
+
+  const provider = new Provider(config.issuer, configuration);
+  provider.proxy = config.trustProxy;
+  if (deps.onServerError) provider.on('server_error', deps.onServerError);
+  return provider;
+}
+
+export { errors as oidcErrors };
