@@ -39,24 +39,25 @@ export async function createLatchkey(options: LatchkeyOptions) {
   const hasher = createPasswordHasher(config.argon2);
   const throttle = createThrottle(queries, clock);
 
+  const app = new Koa({ proxy: config.trustProxy });
+  app.silent = true;
+
   await ensureKeys(queries, box, clock);
-  const providers = createProviderHolder(
-    (keys) =>
-      createProvider({
+  const providers = createProviderHolder((keys) => {
+    // Mounted, oidc-provider signs cookies through this app's context: both must hold the same keys.
+    app.keys = keys.cookieKeys;
+    return createProvider({
         config,
         queries,
         clients,
         clock,
         renderer,
         keys,
-        onServerError: (ctx, err) => (ctx.state.log ?? logger).error({ err }, 'oidc-provider server error'),
-      }),
-    await loadKeyMaterial(queries, box, clock),
-  );
+      onServerError: (ctx, err) => (ctx.state.log ?? logger).error({ err }, 'oidc-provider server error'),
+    });
+  }, await loadKeyMaterial(queries, box, clock));
 
   const stylesheet = fs.readFileSync(path.join(VIEWS_DIR, 'static', 'latchkey.css'));
-  const app = new Koa({ proxy: config.trustProxy });
-  app.silent = true;
   app.use(requestLog(logger));
   app.use(errorHandler(renderer, config.defaultLocale));
   app.use(securityHeaders());

@@ -1,9 +1,12 @@
 import type { Account, FindAccount } from 'oidc-provider';
 import type { Queries } from '../db/index.js';
 
-/** Claims a relying party may read, by scope; `sub` is the user's stable id, never the email. */
+/**
+ * Claims a relying party may read, by scope; `sub` is the user's stable id, never the email. `acr` and `amr`
+ * describe the sign-in itself, so they come with `openid` and reach every ID token.
+ */
 export const claimsByScope = {
-  openid: ['sub'],
+  openid: ['sub', 'acr', 'amr'],
   email: ['email', 'email_verified'],
   profile: ['name', 'locale', 'updated_at'],
 };

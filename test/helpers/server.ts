@@ -1,0 +1,39 @@
+import crypto from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createLatchkey, type Latchkey } from '../../src/app.js';
+import { loadConfig } from '../../src/config/index.js';
+import type { Clock } from '../../src/security/clock.js';
+import { createLogger } from '../../src/logger.js';
+import { openTestDatabase, type TestDatabase } from './database.js';
+
+export interface TestServer {
+  url: string;
+  latchkey: Latchkey;
+  database: TestDatabase;
+  masterKey: Buffer;
+  close(): Promise<void>;
+}
+
+/** The real app on a real socket (loopback, random port) over its own empty database. */
+export async function startTestServer(options: { env?: Record<string, string>; clock?: Clock; database?: TestDatabase } = {}): Promise<TestServer> {
+  const database = options.database ?? (await openTestDatabase());
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', LATCHKEY_ISSUER: url, ...options.env });
+  const masterKey = crypto.randomBytes(32);
+  const latchkey = await createLatchkey({ config, db: database.db, masterKey, logger: createLogger(config), clock: options.clock });
+  server.on('request', latchkey.app.callback());
+  return {
+    url,
+    latchkey,
+    database,
+    masterKey,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      if (!options.database) await database.close();
+    },
+  };
+}
