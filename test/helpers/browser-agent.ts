@@ -18,7 +18,18 @@ export interface Page {
 export class BrowserAgent {
   private cookies: StoredCookie[] = [];
 
-  constructor(private readonly stopAt: string) {}
+  /** The same browser (same cookies) with its requests routed elsewhere, e.g. to another instance. */
+  rerouted(route: (url: string) => string): BrowserAgent {
+    const twin = new BrowserAgent(this.stopAt, route);
+    twin.cookies = this.cookies;
+    return twin;
+  }
+
+  /** `route` maps every URL before it is requested: a test can send the same browser to another instance. */
+  constructor(
+    private readonly stopAt: string,
+    private readonly route: (url: string) => string = (url) => url,
+  ) {}
 
   private cookieHeader(url: URL) {
     return this.cookies
@@ -46,7 +57,7 @@ export class BrowserAgent {
   }
 
   async request(url: string, init: { method?: string; form?: Record<string, string>; headers?: Record<string, string> } = {}) {
-    const target = new URL(url);
+    const target = new URL(this.route(url));
     const headers: Record<string, string> = { accept: 'text/html', ...init.headers };
     const cookie = this.cookieHeader(target);
     if (cookie) headers.cookie = cookie;
