@@ -45,6 +45,21 @@ export const configSchema = z
     LATCHKEY_LOGIN_ACCOUNT_FAILURES: integer(3, 100).default(5),
     LATCHKEY_LOGIN_IP_FAILURES: integer(5, 10000).default(50),
     LATCHKEY_LOGIN_WINDOW_SECONDS: integer(60, 86400).default(900),
+    LATCHKEY_SMTP_URL: z
+      .string()
+      .regex(/^smtps?:\/\//, { message: 'expected an smtp:// or smtps:// URL' })
+      .optional(),
+    LATCHKEY_MAIL_FROM: z.string().min(3).default('Latchkey <no-reply@latchkey.local>'),
+    LATCHKEY_ISSUER_NAME: z.string().min(1).max(60).default('Latchkey'),
+    LATCHKEY_TOTP_ALGORITHM: z.enum(['sha1', 'sha256', 'sha512']).default('sha1'),
+    LATCHKEY_TOTP_DIGITS: z.enum(['6', '8'], { message: 'expected 6 or 8' }).default('6').transform(Number),
+    LATCHKEY_TOTP_PERIOD: integer(15, 120).default(30),
+    LATCHKEY_MFA_FACTORS: z
+      .string()
+      .default('totp')
+      .transform((value) => value.split(',').map((v) => v.trim()).filter(Boolean))
+      .pipe(z.array(z.enum(['totp', 'sms', 'email', 'pin'], { message: 'expected a comma-separated list of totp, sms, email, pin' })).min(1)),
+    LATCHKEY_MFA_ACCOUNT_FAILURES: integer(3, 100).default(5),
     LATCHKEY_KEY_RELOAD_SECONDS: integer(1, 3600).default(30),
     LATCHKEY_SHUTDOWN_GRACE_SECONDS: integer(1, 300).default(10),
   })

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import * as foundation from './001-foundation.js';
+import * as mfa from './002-mfa.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -9,4 +10,5 @@ interface Migration {
 /** The ordered list of migrations: listed here rather than read from disk so that tests, tsx and dist agree. */
 export const migrations: ReadonlyArray<readonly [name: string, migration: Migration]> = [
   ['001-foundation', foundation],
+  ['002-mfa', mfa],
 ];

@@ -19,6 +19,14 @@ import { securityHeaders } from './security/koa-security-headers.js';
 import { createPasswordHasher } from './security/passwords.js';
 import { createSecretBox } from './security/secret-box.js';
 import { createThrottle } from './security/throttle.js';
+import { createTotpFactor } from './mfa/factors/totp/index.js';
+import type { Factor } from './mfa/factor.js';
+import { recoveryCodeHashKey } from './mfa/recovery-codes.js';
+import { createFactorRegistry } from './mfa/registry.js';
+import { createMfaService } from './mfa/service.js';
+import { createEmailNotifier, createSmtpSender, type EmailSender } from './notify/email.js';
+import type { Notifier } from './notify/notifier.js';
+import { ensureConsoleClient } from './oidc/console-client.js';
 
 export interface LatchkeyOptions {
   config: Config;
@@ -26,6 +34,9 @@ export interface LatchkeyOptions {
   masterKey: Buffer;
   logger: Logger;
   clock?: Clock;
+  /** Tests hand in their own notifier or mail transport; otherwise SMTP from config, or the log. */
+  notifier?: Notifier;
+  emailSender?: EmailSender;
 }
 
 /** Builds the whole service on an open database: what `main` listens with and what tests drive. */
@@ -38,6 +49,27 @@ export async function createLatchkey(options: LatchkeyOptions) {
   const clients = createClientStore(queries, box);
   const hasher = createPasswordHasher(config.argon2);
   const throttle = createThrottle(queries, clock);
+  const emailSender = options.emailSender ?? createSmtpSender(config.mail);
+  const notifier = options.notifier ?? createEmailNotifier(emailSender, renderer, logger);
+
+  const factorDeps = { queries, box, clock, issuerName: config.issuerName };
+  const available: Record<string, () => Factor> = {
+    totp: () => createTotpFactor(factorDeps, config.totp),
+  };
+  const registry = createFactorRegistry(
+    queries,
+    config.mfa.factors.filter((id) => available[id]).map((id) => available[id]!()),
+  );
+  const mfa = createMfaService({
+    queries,
+    registry,
+    clock,
+    throttle,
+    notifier,
+    recovery: { queries, clock, hashKey: recoveryCodeHashKey(options.masterKey) },
+    limits: config.mfa,
+  });
+  await ensureConsoleClient(clients, config.issuer);
 
   const app = new Koa({ proxy: config.trustProxy });
   app.silent = true;
@@ -53,6 +85,8 @@ export async function createLatchkey(options: LatchkeyOptions) {
         clock,
         renderer,
         keys,
+      needsSecondFactor: async ({ accountId, clientRequiresMfa, acrValues }) =>
+        (await mfa.decide(accountId, { requireMfa: clientRequiresMfa }, acrValues)).required,
       onServerError: (ctx, err) => (ctx.state.log ?? logger).error({ err }, 'oidc-provider server error'),
     });
   }, await loadKeyMaterial(queries, box, clock));
@@ -84,6 +118,9 @@ export async function createLatchkey(options: LatchkeyOptions) {
     renderer,
     defaultLocale: config.defaultLocale,
     passwordLogin: { queries, hasher, throttle, limits: config.loginThrottle },
+    mfa,
+    queries,
+    clock,
   });
   app.use(interactions.routes());
   app.use(providers.middleware);
@@ -93,6 +130,9 @@ export async function createLatchkey(options: LatchkeyOptions) {
     queries,
     clients,
     providers,
+    mfa,
+    registry,
+    notifier,
     hasher,
     box,
     clock,
@@ -102,6 +142,8 @@ export async function createLatchkey(options: LatchkeyOptions) {
       const now = clock.now();
       await queries.oidcModels.purgeExpired(now);
       await queries.keys.purgeExpired(now);
+      await queries.factors.purgePending(now);
+      await queries.loginProgress.purgeExpired(now);
     },
   };
 }

@@ -23,6 +23,10 @@ export interface Config {
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
   loginThrottle: { accountFailures: number; ipFailures: number; windowSeconds: number };
   keyReloadSeconds: number;
+  mail: { smtpUrl?: string; from: string };
+  issuerName: string;
+  totp: { algorithm: 'sha1' | 'sha256' | 'sha512'; digits: 6 | 8; period: number };
+  mfa: { factors: Array<'totp' | 'sms' | 'email' | 'pin'>; accountFailures: number };
   shutdownGraceSeconds: number;
 }
 
@@ -69,6 +73,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       windowSeconds: raw.LATCHKEY_LOGIN_WINDOW_SECONDS,
     },
     keyReloadSeconds: raw.LATCHKEY_KEY_RELOAD_SECONDS,
+    mail: { smtpUrl: raw.LATCHKEY_SMTP_URL, from: raw.LATCHKEY_MAIL_FROM },
+    issuerName: raw.LATCHKEY_ISSUER_NAME,
+    totp: { algorithm: raw.LATCHKEY_TOTP_ALGORITHM, digits: raw.LATCHKEY_TOTP_DIGITS as 6 | 8, period: raw.LATCHKEY_TOTP_PERIOD },
+    mfa: { factors: raw.LATCHKEY_MFA_FACTORS, accountFailures: raw.LATCHKEY_MFA_ACCOUNT_FAILURES },
     shutdownGraceSeconds: raw.LATCHKEY_SHUTDOWN_GRACE_SECONDS,
   };
 }

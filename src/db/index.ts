@@ -2,7 +2,9 @@ import { createAuditQueries } from './audit.js';
 import { createClientQueries } from './clients.js';
 import type { Database } from './connect.js';
 import { createKeyQueries } from './keys.js';
+import { createFactorQueries, createLoginProgressQueries, createRecoveryCodeQueries } from './factors.js';
 import { createOidcModelQueries } from './oidc-models.js';
+import { createSettingQueries } from './settings.js';
 import { createThrottleQueries } from './throttle.js';
 import { createUserQueries } from './users.js';
 
@@ -16,6 +18,10 @@ export function createQueries(db: Database) {
     keys: createKeyQueries(db),
     throttle: createThrottleQueries(db),
     audit: createAuditQueries(db),
+    factors: createFactorQueries(db),
+    recoveryCodes: createRecoveryCodeQueries(db),
+    loginProgress: createLoginProgressQueries(db),
+    settings: createSettingQueries(db),
     ping: async () => {
       await db.raw('select 1');
     },

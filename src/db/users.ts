@@ -9,6 +9,7 @@ export interface UserRow {
   roles: string[];
   locale: string | null;
   email_verified: boolean;
+  preferred_factor_id: string | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -41,6 +42,7 @@ export function createUserQueries(db: Database) {
         .returning('*');
       return row as UserRow;
     },
+    setPreferredFactor: (id: string, factorId: string | null) => users().where({ id }).update({ preferred_factor_id: factorId }),
     setPasswordHash: (id: string, passwordHash: string) =>
       users().where({ id }).update({ password_hash: passwordHash, updated_at: db.fn.now() as unknown as Date }),
   };

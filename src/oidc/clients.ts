@@ -56,8 +56,13 @@ export function createClientStore(queries: Queries, box: SecretBox) {
       });
       return { clientId, clientSecret: secret, metadata };
     },
+    /** Latchkey's own clients, whose metadata is fixed in code rather than supplied by an admin. */
+    async registerBuiltIn(metadata: Record<string, unknown> & { client_id: string }) {
+      await queries.clients.insert({ client_id: metadata.client_id, client_secret_sealed: null, metadata });
+    },
+    remove: (clientId: string) => queries.clients.remove(clientId),
     /** Client metadata as oidc-provider expects it, secret included (it compares it in constant time). */
-    async findMetadata(clientId: string) {
+    async findMetadata(clientId: string): Promise<(Record<string, unknown> & { client_id: string }) | undefined> {
       const row = await queries.clients.find(clientId);
       if (!row) return undefined;
       const secret = row.client_secret_sealed

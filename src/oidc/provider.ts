@@ -7,6 +7,9 @@ import type { Clock } from '../security/clock.js';
 import { claimsByScope, createFindAccount } from './account.js';
 import { createAdapterClass } from './adapter.js';
 import type { ClientStore } from './clients.js';
+import { ACR } from '../mfa/policy.js';
+import { CONSOLE_CLIENT_ID } from './console-client.js';
+import { createInteractionPolicy, type StepUpCheck } from './interaction-policy.js';
 import type { KeyMaterial } from './keys.js';
 
 export interface ProviderDeps {
@@ -16,6 +19,7 @@ export interface ProviderDeps {
   clock: Clock;
   renderer: PageRenderer;
   keys: KeyMaterial;
+  needsSecondFactor: StepUpCheck;
   onServerError?: (ctx: KoaContextWithOIDC, error: Error) => void;
 }
 
@@ -57,7 +61,8 @@ export function createProvider(deps: ProviderDeps): Provider {
       long: { signed: true, httpOnly: true, sameSite: 'lax' },
       short: { signed: true, httpOnly: true, sameSite: 'lax' },
     },
-    responseTypes: ['code'],
+    responseTypes: ['code', 'none'],
+    acrValues: [ACR.password, ACR.mfa],
     pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
     rotateRefreshToken: true,
     ttl: { ...TOKEN_TTL },
@@ -69,7 +74,20 @@ export function createProvider(deps: ProviderDeps): Provider {
       id_token_signed_response_alg: 'RS256',
     },
     enabledJWA: { idTokenSigningAlgValues: ['RS256', 'ES256'] },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: {
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      policy: createInteractionPolicy(deps.needsSecondFactor),
+    },
+    // Latchkey's own console is first party: its users are not asked to consent to it.
+    loadExistingGrant: async (ctx) => {
+      const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId);
+      if (grantId) return ctx.oidc.provider.Grant.find(grantId);
+      if (ctx.oidc.client!.clientId !== CONSOLE_CLIENT_ID) return undefined;
+      const grant = new ctx.oidc.provider.Grant({ clientId: CONSOLE_CLIENT_ID, accountId: ctx.oidc.session!.accountId! });
+      grant.addOIDCScope('openid');
+      await grant.save();
+      return grant;
+    },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },

@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { createLatchkey, type Latchkey } from '../../src/app.js';
 import { loadConfig } from '../../src/config/index.js';
 import type { Clock } from '../../src/security/clock.js';
+import type { Notifier } from '../../src/notify/notifier.js';
+import type { EmailSender } from '../../src/notify/email.js';
 import { createLogger } from '../../src/logger.js';
 import { openTestDatabase, type TestDatabase } from './database.js';
 
@@ -16,14 +18,16 @@ export interface TestServer {
 }
 
 /** The real app on a real socket (loopback, random port) over its own empty database. */
-export async function startTestServer(options: { env?: Record<string, string>; clock?: Clock; database?: TestDatabase } = {}): Promise<TestServer> {
+export async function startTestServer(
+  options: { env?: Record<string, string>; clock?: Clock; database?: TestDatabase; notifier?: Notifier; emailSender?: EmailSender } = {},
+): Promise<TestServer> {
   const database = options.database ?? (await openTestDatabase());
   const server = http.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', LATCHKEY_ISSUER: url, ...options.env });
   const masterKey = crypto.randomBytes(32);
-  const latchkey = await createLatchkey({ config, db: database.db, masterKey, logger: createLogger(config), clock: options.clock });
+  const latchkey = await createLatchkey({ config, db: database.db, masterKey, logger: createLogger(config), clock: options.clock, notifier: options.notifier, emailSender: options.emailSender });
   server.on('request', latchkey.app.callback());
   return {
     url,

@@ -1,0 +1,104 @@
+import type { Database } from './connect.js';
+
+export interface FactorRow {
+  id: string;
+  user_id: string;
+  factor: string;
+  label: string;
+  secret_sealed: string | null;
+  destination: string | null;
+  last_used_step: number | null;
+  created_at: Date;
+  confirmed_at: Date | null;
+  last_used_at: Date | null;
+  pending_expires_at: Date | null;
+}
+
+export type NewFactor = Pick<FactorRow, 'id' | 'user_id' | 'factor' | 'label' | 'secret_sealed' | 'destination' | 'pending_expires_at'>;
+
+export function createFactorQueries(db: Database) {
+  const factors = () => db<FactorRow>('user_factors');
+  return {
+    listConfirmed: (userId: string) => factors().where({ user_id: userId }).whereNotNull('confirmed_at').orderBy('created_at'),
+    countConfirmed: async (userId: string) =>
+      Number((await factors().where({ user_id: userId }).whereNotNull('confirmed_at').count({ n: '*' }).first())?.n ?? 0),
+    findConfirmed: (userId: string, id: string) => factors().where({ user_id: userId, id }).whereNotNull('confirmed_at').first(),
+    findPending: (userId: string, id: string, now: Date) =>
+      factors().where({ user_id: userId, id }).whereNull('confirmed_at').where('pending_expires_at', '>', now).first(),
+    insertPending: async (row: NewFactor) => (await factors().insert(row).returning('*'))[0] as FactorRow,
+    /** Confirms a pending enrolment once: a second confirm of the same row changes nothing. */
+    confirm: async (id: string, now: Date, lastUsedStep: number | null) =>
+      (await factors()
+        .where({ id })
+        .whereNull('confirmed_at')
+        .update({ confirmed_at: now, pending_expires_at: null, last_used_step: lastUsedStep, last_used_at: now })) === 1,
+    /**
+     * Records a TOTP time step as used, only if it is later than the last one: of two requests racing with the same
+     * code, exactly one moves the step forward.
+     */
+    advanceStep: async (id: string, step: number, now: Date) =>
+      (await factors()
+        .where({ id })
+        .andWhere((w) => w.whereNull('last_used_step').orWhere('last_used_step', '<', step))
+        .update({ last_used_step: step, last_used_at: now })) === 1,
+    touch: (id: string, now: Date) => factors().where({ id }).update({ last_used_at: now }),
+    remove: (userId: string, id: string) => factors().where({ user_id: userId, id }).delete(),
+    removeAll: (userId: string) => factors().where({ user_id: userId }).delete(),
+    purgePending: (now: Date) => factors().whereNull('confirmed_at').where('pending_expires_at', '<=', now).delete(),
+  };
+}
+
+export interface RecoveryCodeRow {
+  id: number;
+  user_id: string;
+  code_hash: string;
+  created_at: Date;
+  used_at: Date | null;
+}
+
+export function createRecoveryCodeQueries(db: Database) {
+  const codes = () => db<RecoveryCodeRow>('recovery_codes');
+  return {
+    /** Replaces the whole set in one transaction: the old codes stop working as the new ones start. */
+    replace: (userId: string, hashes: string[]) =>
+      db.transaction(async (trx) => {
+        await trx('recovery_codes').where({ user_id: userId }).delete();
+        await trx('recovery_codes').insert(hashes.map((code_hash) => ({ user_id: userId, code_hash })));
+      }),
+    countUnused: async (userId: string) =>
+      Number((await codes().where({ user_id: userId }).whereNull('used_at').count({ n: '*' }).first())?.n ?? 0),
+    /** Spends a code once: true only for the request that marked it used. */
+    use: async (userId: string, hash: string, now: Date) =>
+      (await codes().where({ user_id: userId, code_hash: hash }).whereNull('used_at').update({ used_at: now })) === 1,
+    removeAll: (userId: string) => codes().where({ user_id: userId }).delete(),
+  };
+}
+
+export interface LoginProgressRow {
+  interaction_uid: string;
+  user_id: string;
+  password_verified_at: Date | null;
+  mfa_failures: number;
+  pending_factor_id: string | null;
+  verified_amr: string[] | null;
+  expires_at: Date;
+}
+
+export function createLoginProgressQueries(db: Database) {
+  const rows = () => db<LoginProgressRow>('login_progress');
+  return {
+    start: (row: Pick<LoginProgressRow, 'interaction_uid' | 'user_id' | 'password_verified_at' | 'expires_at'>) =>
+      rows().insert({ ...row, mfa_failures: 0 }).onConflict('interaction_uid').merge(),
+    setPendingFactor: (uid: string, factorId: string) => rows().where({ interaction_uid: uid }).update({ pending_factor_id: factorId }),
+    markVerified: (uid: string, amr: string[]) =>
+      rows().where({ interaction_uid: uid }).update({ verified_amr: JSON.stringify(amr) as unknown as string[] }),
+    find: (uid: string, now: Date) => rows().where({ interaction_uid: uid }).where('expires_at', '>', now).first(),
+    /** Counts one wrong code atomically and returns the new count. */
+    recordFailure: async (uid: string) => {
+      const [row] = await rows().where({ interaction_uid: uid }).increment('mfa_failures', 1).returning('mfa_failures');
+      return Number((row as { mfa_failures: number } | undefined)?.mfa_failures ?? Infinity);
+    },
+    finish: (uid: string) => rows().where({ interaction_uid: uid }).delete(),
+    purgeExpired: (now: Date) => rows().where('expires_at', '<=', now).delete(),
+  };
+}
