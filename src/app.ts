@@ -26,7 +26,10 @@ import { createFactorRegistry } from './mfa/registry.js';
 import { createMfaService } from './mfa/service.js';
 import { createEmailNotifier, createSmtpSender, type EmailSender } from './notify/email.js';
 import type { Notifier } from './notify/notifier.js';
-import { ensureConsoleClient } from './oidc/console-client.js';
+import { ensureConsoleClient, CONSOLE_CALLBACK_PATH } from './oidc/console-client.js';
+import { createConsoleSession } from './console/koa-console-session.js';
+import { createAccountRouter } from './account/routes.js';
+import { createAdminRouter } from './admin/routes.js';
 
 export interface LatchkeyOptions {
   config: Config;
@@ -105,6 +108,8 @@ export async function createLatchkey(options: LatchkeyOptions) {
       ]);
       ctx.status = ready ? 200 : 503;
       ctx.body = { status: ready ? 'ready' : 'database unavailable' };
+    } else if (ctx.path === '/' && ctx.method === 'GET') {
+      ctx.redirect('/account');
     } else if (ctx.path === '/static/latchkey.css') {
       ctx.type = 'css';
       ctx.set('cache-control', 'public, max-age=3600');
@@ -113,16 +118,23 @@ export async function createLatchkey(options: LatchkeyOptions) {
       await next();
     }
   });
+  const passwordLogin = { queries, hasher, throttle, limits: config.loginThrottle };
+  const consoleSession = createConsoleSession({ providers, queries, issuer: config.issuer });
+  app.use(async (ctx, next) => (ctx.path === CONSOLE_CALLBACK_PATH ? consoleSession.callback(ctx, next) : next()));
   const interactions = createInteractionRouter({
     providers,
     renderer,
     defaultLocale: config.defaultLocale,
-    passwordLogin: { queries, hasher, throttle, limits: config.loginThrottle },
+    passwordLogin,
     mfa,
     queries,
     clock,
   });
   app.use(interactions.routes());
+  app.use(createAccountRouter({ console: consoleSession, mfa, renderer, passwordLogin, clock, defaultLocale: config.defaultLocale }).routes());
+  const admin = createAdminRouter({ console: consoleSession, providers, queries, mfa, renderer, defaultLocale: config.defaultLocale });
+  app.use(admin.pages.routes());
+  app.use(admin.api.routes());
   app.use(providers.middleware);
 
   return {

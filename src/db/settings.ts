@@ -22,6 +22,11 @@ export function createSettingQueries(db: Database) {
           .returning('*');
         return row as SettingRow;
       }
+      if (expectedVersion === 0) {
+        // Version 0 is "never written": only the first writer may create it.
+        const [created] = await settings().insert({ key, value: json, version: 1 }).onConflict('key').ignore().returning('*');
+        return created as SettingRow | undefined;
+      }
       const [row] = await settings()
         .where({ key, version: expectedVersion })
         .update({ value: json, version: expectedVersion + 1, updated_at: db.fn.now() } as never)

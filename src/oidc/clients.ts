@@ -26,6 +26,8 @@ export const clientRegistrationSchema = z
     token_endpoint_auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'none']).default('client_secret_basic'),
     id_token_signed_response_alg: z.enum(['RS256', 'ES256']).default('RS256'),
     require_mfa: z.boolean().default(false),
+    /** Tokens this client obtains for an admin may call /api/admin (with that admin's roles). */
+    latchkey_admin_api: z.boolean().default(false),
   })
   .superRefine((value, ctx) => {
     if (value.grant_types.includes('authorization_code') && value.redirect_uris.length === 0) {

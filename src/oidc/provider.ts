@@ -66,7 +66,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
     rotateRefreshToken: true,
     ttl: { ...TOKEN_TTL },
-    extraClientMetadata: { properties: ['require_mfa'] },
+    extraClientMetadata: { properties: ['require_mfa', 'latchkey_admin_api'] },
     clientDefaults: {
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],

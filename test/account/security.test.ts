@@ -1,0 +1,103 @@
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { aUser } from '../helpers/factories.js';
+import { consoleSignIn, csrfOf } from '../helpers/console.js';
+import { recordingNotifier, steppingClock } from '../helpers/mfa.js';
+import { oathtoolTotp } from '../helpers/oathtool.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+
+const clock = steppingClock();
+const notices = recordingNotifier();
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer({ clock, notifier: notices.notifier });
+});
+afterAll(() => server.close());
+
+const secretOn = (html: string) => /id="totp-secret">([A-Z2-7 ]+)</.exec(html)![1]!.replace(/ /g, '');
+
+describe('the account security page', () => {
+  test('signs the user in through the normal login and shows that MFA is off', async () => {
+    const user = await aUser(server.latchkey);
+    const { page } = await consoleSignIn(server.url, user.email, user.password);
+    expect(page.url).toBe(`${server.url}/account/security`);
+    expect(page.html).toContain('Two-step verification is off');
+    expect(page.html).toContain(user.email);
+  });
+
+  test('adding an authenticator needs the password again, then shows a QR code, then recovery codes once', async () => {
+    const user = await aUser(server.latchkey);
+    const { agent, page } = await consoleSignIn(server.url, user.email, user.password);
+
+    const asked = await agent.submit(page, '/account/security/totp');
+    expect(asked.status).toBe(401);
+    expect(asked.html).toContain('Confirm it&#39;s you');
+    const wrong = await agent.submit(asked, '/account/reauth', { password: 'not my password' });
+    expect(wrong.status).toBe(401);
+    const back = await agent.submit(wrong, '/account/reauth', { password: user.password });
+    expect(back.url).toBe(`${server.url}/account/security`);
+
+    const enrol = await agent.submit(back, '/account/security/totp');
+    expect(enrol.html).toMatch(/<img id="totp-qr" src="data:image\/png;base64,/);
+    const secret = secretOn(enrol.html);
+    const refused = await agent.submit(enrol, '', { code: '000000' });
+    expect(refused.status).toBe(401);
+    const codes = await agent.submit(refused, '', { code: oathtoolTotp(secret, clock.now()) });
+    expect(codes.html.match(/<li><code>[0-9A-Z]{5}-[0-9A-Z]{5}<\/code><\/li>/g)).toHaveLength(10);
+
+    const security = await agent.submit(codes, '/account/security/done');
+    expect(security.html).toContain('Authenticator app');
+    expect(security.html).toContain('Preferred');
+    expect(security.html).toContain('Recovery codes left: 10');
+    expect(notices.eventsFor(user.id)).toContain('factor_added');
+    expect((await server.latchkey.queries.audit.list({ subjectId: user.id, action: 'mfa.enrol' }))[0]).toMatchObject({ outcome: 'success' });
+  });
+
+  test('preferred method, removal, new recovery codes and turning MFA off', async () => {
+    const user = await aUser(server.latchkey);
+    const { agent, page } = await consoleSignIn(server.url, user.email, user.password);
+    const ready = await agent.submit(await agent.submit(page, '/account/security/totp'), '/account/reauth', { password: user.password });
+
+    const enrolOne = await agent.submit(ready, '/account/security/totp');
+    await agent.submit(enrolOne, '', { code: oathtoolTotp(secretOn(enrolOne.html), clock.now()) });
+    const enrolTwo = await agent.submit(ready, '/account/security/totp');
+    const afterSecond = await agent.submit(enrolTwo, '', { code: oathtoolTotp(secretOn(enrolTwo.html), clock.now()) });
+    expect(afterSecond.url).toContain('notice=factor_added');
+    const methods = await server.latchkey.mfa.methodsFor((await server.latchkey.queries.users.findById(user.id))!);
+    expect(methods).toHaveLength(2);
+
+    const preferred = await agent.visit(`${server.url}/account/security/preferred`, { form: { _csrf: csrfOf(afterSecond), method: methods[1]!.id } });
+    expect(preferred.url).toContain('notice=preferred_set');
+    expect((await server.latchkey.queries.users.findById(user.id))!.preferred_factor_id).toBe(methods[1]!.id);
+
+    const before = await server.database.db('recovery_codes').where({ user_id: user.id }).pluck('code_hash');
+    const regenerated = await agent.visit(`${server.url}/account/security/recovery-codes`, { form: { _csrf: csrfOf(afterSecond) } });
+    expect(regenerated.html.match(/<li><code>/g)).toHaveLength(10);
+    const after = await server.database.db('recovery_codes').where({ user_id: user.id }).pluck('code_hash');
+    expect(after.filter((h: string) => before.includes(h))).toEqual([]);
+
+    const removed = await agent.visit(`${server.url}/account/security/remove`, { form: { _csrf: csrfOf(afterSecond), method: methods[0]!.id } });
+    expect(removed.url).toContain('notice=factor_removed');
+    const off = await agent.visit(`${server.url}/account/security/disable`, { form: { _csrf: csrfOf(afterSecond) } });
+    expect(off.html).toContain('Two-step verification is off');
+    expect(await server.database.db('user_factors').where({ user_id: user.id })).toHaveLength(0);
+    expect(await server.database.db('recovery_codes').where({ user_id: user.id })).toHaveLength(0);
+    expect(notices.eventsFor(user.id)).toEqual(expect.arrayContaining(['factor_removed', 'recovery_codes_regenerated', 'mfa_disabled']));
+  });
+
+  test('the password entry counts for five minutes only', async () => {
+    const user = await aUser(server.latchkey);
+    const { agent, page } = await consoleSignIn(server.url, user.email, user.password);
+    const ready = await agent.submit(await agent.submit(page, '/account/security/totp'), '/account/reauth', { password: user.password });
+    expect((await agent.submit(ready, '/account/security/totp')).html).toContain('id="totp-qr"');
+    clock.nextStep();
+    for (let i = 0; i < 10; i++) clock.nextStep();
+    expect((await agent.submit(ready, '/account/security/totp')).status).toBe(401);
+  });
+
+  test('forms without their CSRF token are refused', async () => {
+    const user = await aUser(server.latchkey);
+    const { agent } = await consoleSignIn(server.url, user.email, user.password);
+    const response = await agent.request(`${server.url}/account/security/disable`, { form: { _csrf: 'guess' } });
+    expect(response.status).toBe(403);
+  });
+});
