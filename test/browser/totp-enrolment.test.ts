@@ -1,0 +1,93 @@
+import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import * as oidc from 'openid-client';
+import type { Browser } from 'playwright-core';
+import { aClient, APP_ORIGIN, aUser, CALLBACK } from '../helpers/factories.js';
+import { artifactPath, decodeQr, launchChromium } from '../helpers/chromium.js';
+import { steppingClock } from '../helpers/mfa.js';
+import { oathtoolTotp } from '../helpers/oathtool.js';
+import { relyingParty } from '../helpers/relying-party.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+
+const clock = steppingClock();
+let server: TestServer;
+let browser: Browser;
+beforeAll(async () => {
+  server = await startTestServer({ clock });
+  browser = await launchChromium();
+});
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+test('a user enrols TOTP by scanning the QR code on the page, then signs in to an app with it', async () => {
+  const user = await aUser(server.latchkey, { name: 'Grace Hopper' });
+  const context = await browser.newContext({ locale: 'en-GB' });
+  const page = await context.newPage();
+
+  await page.goto(`${server.url}/account/security`);
+  await page.getByLabel('Email').fill(user.email);
+  await page.getByLabel('Password').fill(user.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByRole('heading', { name: 'Sign-in & security' })).toBeTruthy();
+  await page.getByRole('button', { name: 'Add an authenticator app' }).click();
+  await page.getByLabel('Password').fill(user.password);
+  await page.getByRole('button', { name: 'Confirm' }).click();
+  await page.getByRole('button', { name: 'Add an authenticator app' }).click();
+
+  const qr = page.locator('#totp-qr');
+  await qr.waitFor();
+  await page.screenshot({ path: artifactPath('enrol-totp.png'), fullPage: true });
+  const uri = new URL(await decodeQr(qr));
+  expect(uri.protocol).toBe('otpauth:');
+  expect(uri.searchParams.get('issuer')).toBe('Latchkey');
+  const secret = uri.searchParams.get('secret')!;
+  // The key shown for manual entry is the same secret.
+  expect((await page.locator('#totp-secret').innerText()).replace(/\s/g, '')).toBe(secret);
+
+  await page.getByLabel('Code').fill(oathtoolTotp(secret, clock.now()));
+  await page.getByRole('button', { name: 'Confirm' }).click();
+  await expect(await page.locator('#recovery-codes li').count()).toBe(10);
+  await page.getByRole('button', { name: 'Continue' }).click();
+  expect(await page.locator('.badge').innerText()).toBe('Preferred');
+  await context.close();
+
+  // A fresh browser signs in to an app: password, then a code from the scanned secret.
+  const client = await aClient(server.latchkey);
+  const config = await relyingParty(server.url, client.clientId, client.clientSecret);
+  const verifier = oidc.randomPKCECodeVerifier();
+  const authUrl = oidc.buildAuthorizationUrl(config, { redirect_uri: CALLBACK, scope: 'openid email', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: 'browser' });
+  const app = await browser.newContext();
+  let callback = '';
+  await app.route(`${APP_ORIGIN}**`, async (route) => {
+    callback = route.request().url();
+    await route.fulfill({ body: 'signed in', contentType: 'text/plain' });
+  });
+  const tab = await app.newPage();
+  await tab.goto(authUrl.toString());
+  await tab.getByLabel('Email').fill(user.email);
+  await tab.getByLabel('Password').fill(user.password);
+  await tab.getByRole('button', { name: 'Sign in' }).click();
+  clock.nextStep();
+  await tab.getByLabel('Code').fill(oathtoolTotp(secret, clock.now()));
+  await tab.getByRole('button', { name: 'Verify' }).click();
+  const consent = tab.getByRole('button', { name: 'Allow' });
+  await consent.waitFor({ timeout: 5000 }).then(() => consent.click(), () => undefined);
+  await tab.waitForURL(`${CALLBACK}**`);
+  const tokens = await oidc.authorizationCodeGrant(config, new URL(callback), { pkceCodeVerifier: verifier, expectedState: 'browser' });
+  expect(tokens.claims()!.amr).toEqual(expect.arrayContaining(['pwd', 'otp']));
+  await app.close();
+});
+
+test('the sign-in page renders in Korean for a Korean browser', async () => {
+  const client = await aClient(server.latchkey);
+  const config = await relyingParty(server.url, client.clientId, client.clientSecret);
+  const context = await browser.newContext({ locale: 'ko-KR', extraHTTPHeaders: { 'accept-language': 'ko-KR,ko;q=0.9' } });
+  const page = await context.newPage();
+  const url = oidc.buildAuthorizationUrl(config, { redirect_uri: CALLBACK, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256' });
+  await page.goto(url.toString());
+  expect(await page.getByRole('heading').first().innerText()).toBe('로그인');
+  expect(await page.getByLabel('비밀번호').count()).toBe(1);
+  await page.screenshot({ path: artifactPath('login-ko.png'), fullPage: true });
+  await context.close();
+});
