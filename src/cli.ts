@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { createUser, ensureSuperAdmin } from './admin/users.js';
+import { createLatchkey } from './app.js';
 import { boot } from './boot.js';
 import { createQueries } from './db/index.js';
 import { migrateToLatest, rollbackMigrations } from './db/migrate.js';
@@ -15,8 +16,11 @@ import { createSecretBox } from './security/secret-box.js';
 interface Command {
   usage: string;
   options: NonNullable<Parameters<typeof parseArgs>[0]>['options'];
-  run(values: Record<string, unknown>, ctx: Awaited<ReturnType<typeof boot>>): Promise<void>;
+  run(values: Record<string, unknown>, ctx: Awaited<ReturnType<typeof boot>>, positionals: string[]): Promise<void>;
 }
+
+/** What the CLI does is done by whoever runs it on the server: no user, and the audit log says so. */
+const CLI_ACTOR = { actorId: null, userAgent: 'latchkey-cli' };
 
 const out = (text: string): void => void process.stdout.write(`${text}\n`);
 
@@ -32,7 +36,7 @@ const commands: Record<string, Command> = {
   'client create': {
     usage:
       'client create --name NAME --redirect-uri URI [--redirect-uri URI…] [--post-logout-redirect-uri URI…]\n' +
-      '              [--public] [--client-credentials] [--id ID] [--alg RS256|ES256] [--require-mfa]',
+      '              [--public] [--client-credentials] [--id ID] [--alg RS256|ES256] [--require-mfa] [--admin-api]',
     options: {
       name: { type: 'string' },
       id: { type: 'string' },
@@ -42,6 +46,7 @@ const commands: Record<string, Command> = {
       'client-credentials': { type: 'boolean' },
       alg: { type: 'string' },
       'require-mfa': { type: 'boolean' },
+      'admin-api': { type: 'boolean' },
     },
     async run(values, { db, masterKey }) {
       const store = createClientStore(createQueries(db), createSecretBox(masterKey));
@@ -55,6 +60,7 @@ const commands: Record<string, Command> = {
         token_endpoint_auth_method: values.public ? 'none' : 'client_secret_basic',
         id_token_signed_response_alg: (values.alg as 'RS256' | 'ES256' | undefined) ?? 'RS256',
         require_mfa: Boolean(values['require-mfa']),
+        latchkey_admin_api: Boolean(values['admin-api']),
       });
       out(`client_id:     ${created.clientId}`);
       if (created.clientSecret) out(`client_secret: ${created.clientSecret}   (shown once: store it now)`);
@@ -92,6 +98,28 @@ const commands: Record<string, Command> = {
       out(`super admin: ${created.email}${created.generatedPassword ? `  password: ${created.generatedPassword}` : ''}`);
     },
   },
+  'user reset-mfa': {
+    usage: 'user reset-mfa --email EMAIL          remove every second factor and recovery code of a user (audited)',
+    options: { email: { type: 'string' } },
+    async run(values, booted) {
+      const email = z.email({ message: 'expected --email EMAIL' }).parse(values.email);
+      const latchkey = await createLatchkey(booted);
+      const user = await latchkey.queries.users.findByEmail(email);
+      if (!user) throw new Error(`no user has the email ${email}`);
+      await latchkey.mfa.reset(user, CLI_ACTOR);
+      out(`reset the MFA of ${user.email}`);
+    },
+  },
+  'settings enforce-mfa': {
+    usage: 'settings enforce-mfa on|off            require a second factor of every user',
+    options: {},
+    async run(_values, booted, positionals) {
+      const value = z.enum(['on', 'off'], { message: 'expected on or off' }).parse(positionals[0]);
+      const latchkey = await createLatchkey(booted);
+      await latchkey.mfa.setEnforcement(value === 'on', CLI_ACTOR);
+      out(`multi-factor authentication is ${value === 'on' ? 'enforced' : 'not enforced'}`);
+    },
+  },
   'keys rotate': {
     usage: 'keys rotate [--activate-after SECONDS]   new signing and cookie keys; old ones stay published until what they signed expires',
     options: { 'activate-after': { type: 'string' } },
@@ -119,10 +147,10 @@ async function main(argv: string[]) {
     return name || argv.includes('--help') || argv.includes('-h') ? 0 : 64;
   }
   const command = commands[name]!;
-  const { values } = parseArgs({ args: argv.slice(name.split(' ').length), options: command.options, strict: true });
+  const { values, positionals } = parseArgs({ args: argv.slice(name.split(' ').length), options: command.options, strict: true, allowPositionals: true });
   const booted = await boot({ migrate: true });
   try {
-    await command.run(values, booted);
+    await command.run(values, booted, positionals);
     return 0;
   } finally {
     await booted.db.destroy();

@@ -20,7 +20,8 @@ export interface MfaDeps {
 }
 
 export interface Actor {
-  actorId: string;
+  /** The user acting; null when the server's operator acts through the CLI. */
+  actorId: string | null;
   ip?: string;
   userAgent?: string;
   clientId?: string;
@@ -43,7 +44,7 @@ export function createMfaService(deps: MfaDeps) {
 
   const throttleKeys = (userId: string) => ({ recent: `mfa:user:${userId}`, consecutive: `mfa:consecutive:${userId}` });
   const audit = (action: string, outcome: 'success' | 'failure' | 'denied', subjectId: string, actor: Partial<Actor>, details: Record<string, unknown> = {}) =>
-    queries.audit.insert({ action, outcome, subjectId, actorId: actor.actorId ?? subjectId, ip: actor.ip, userAgent: actor.userAgent, clientId: actor.clientId, details });
+    queries.audit.insert({ action, outcome, subjectId, actorId: actor.actorId, ip: actor.ip, userAgent: actor.userAgent, clientId: actor.clientId, details });
 
   async function readEnforcement() {
     const now = Date.now();

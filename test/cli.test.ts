@@ -1,0 +1,60 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { PROJECT_ROOT } from '../src/paths.js';
+import { onRealPostgres, openTestDatabase, type TestDatabase } from './helpers/database.js';
+
+let database: TestDatabase | undefined;
+let dataDir: string;
+beforeAll(async () => {
+  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'latchkey-cli-'));
+  if (onRealPostgres) database = await openTestDatabase();
+});
+afterAll(async () => {
+  await database?.close();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+function cli(...args: string[]) {
+  const result = spawnSync(process.execPath, ['dist/src/cli.js', ...args], {
+    cwd: PROJECT_ROOT,
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { PATH: process.env.PATH, LOG_LEVEL: 'warn', LATCHKEY_DATA_DIR: dataDir, ...(database ? { DATABASE_URL: database.url! } : {}) },
+  });
+  return { code: result.status, out: result.stdout, err: result.stderr };
+}
+
+describe('the latchkey CLI', () => {
+  test('--help lists every command; an unknown command fails with usage', () => {
+    const help = cli('--help');
+    expect(help.code).toBe(0);
+    for (const command of ['migrate', 'client create', 'user create', 'user reset-mfa', 'settings enforce-mfa', 'keys rotate']) {
+      expect(help.out).toContain(command);
+    }
+    expect(cli('client', 'create', '--help').out).toContain('--redirect-uri');
+    expect(cli('frobnicate').code).toBe(64);
+  });
+
+  test('registers a client, refuses a bad one naming the field, and administers MFA', () => {
+    const bad = cli('client', 'create', '--name', 'Bad', '--redirect-uri', 'http://evil.example/cb');
+    expect(bad.code).toBe(1);
+    expect(bad.err).toContain('redirect_uris.0: expected https');
+
+    const created = cli('client', 'create', '--name', 'Good', '--redirect-uri', 'https://app.example/cb', '--require-mfa');
+    expect(created.code).toBe(0);
+    expect(created.out).toMatch(/client_id: +\S+/);
+    expect(created.out).toMatch(/client_secret: +\S{43}/);
+
+    expect(cli('settings', 'enforce-mfa', 'maybe').code).toBe(1);
+    const enforce = cli('settings', 'enforce-mfa', 'on');
+    expect(enforce.code).toBe(0);
+    expect(enforce.out).toContain('enforced');
+
+    const unknown = cli('user', 'reset-mfa', '--email', 'nobody@example.test');
+    expect(unknown.code).toBe(1);
+    expect(unknown.err).toContain('no user has the email nobody@example.test');
+  }, 90_000);
+});
