@@ -50,13 +50,23 @@ export const configSchema = z
       .regex(/^smtps?:\/\//, { message: 'expected an smtp:// or smtps:// URL' })
       .optional(),
     LATCHKEY_MAIL_FROM: z.string().min(3).default('Latchkey <no-reply@latchkey.local>'),
+    LATCHKEY_TWILIO_ACCOUNT_SID: z.string().regex(/^AC[0-9a-fA-F]{32}$/, { message: 'expected AC followed by 32 hex digits' }).optional(),
+    LATCHKEY_TWILIO_AUTH_TOKEN: z.string().min(16, { message: 'expected a Twilio auth token' }).optional(),
+    LATCHKEY_TWILIO_MESSAGING_SERVICE_SID: z.string().regex(/^MG[0-9a-fA-F]{32}$/, { message: 'expected MG followed by 32 hex digits' }).optional(),
+    LATCHKEY_TWILIO_FROM: z.string().regex(/^\+[1-9]\d{6,14}$/, { message: 'expected an E.164 number such as +15551234567' }).optional(),
+    LATCHKEY_TWILIO_API_ORIGIN: z.url({ protocol: /^https?$/, message: 'expected an http(s) origin' }).default('https://api.twilio.com'),
+    LATCHKEY_DEV_LOG_MESSAGES: booleanFromEnv.default(false),
+    LATCHKEY_SENT_CODE_TTL_SECONDS: integer(60, 3600).default(300),
+    LATCHKEY_SENT_CODE_COOLDOWN_SECONDS: integer(5, 600).default(30),
+    LATCHKEY_SENT_CODES_PER_HOUR_PER_USER: integer(1, 100).default(10),
+    LATCHKEY_SENT_CODES_PER_HOUR_PER_DESTINATION: integer(1, 100).default(5),
     LATCHKEY_ISSUER_NAME: z.string().min(1).max(60).default('Latchkey'),
     LATCHKEY_TOTP_ALGORITHM: z.enum(['sha1', 'sha256', 'sha512']).default('sha1'),
     LATCHKEY_TOTP_DIGITS: z.enum(['6', '8'], { message: 'expected 6 or 8' }).default('6').transform(Number),
     LATCHKEY_TOTP_PERIOD: integer(15, 120).default(30),
     LATCHKEY_MFA_FACTORS: z
       .string()
-      .default('totp')
+      .default('totp,sms,email')
       .transform((value) => value.split(',').map((v) => v.trim()).filter(Boolean))
       .pipe(z.array(z.enum(['totp', 'sms', 'email', 'pin'], { message: 'expected a comma-separated list of totp, sms, email, pin' })).min(1)),
     LATCHKEY_MFA_ACCOUNT_FAILURES: integer(3, 100).default(5),
@@ -70,6 +80,16 @@ export const configSchema = z
         path: ['LATCHKEY_MASTER_KEY'],
         message: 'required in production (32 random bytes, e.g. `openssl rand -hex 32`)',
       });
+    }
+    if (env.NODE_ENV === 'production' && env.LATCHKEY_DEV_LOG_MESSAGES) {
+      ctx.addIssue({ code: 'custom', path: ['LATCHKEY_DEV_LOG_MESSAGES'], message: 'codes written to the log are for development only' });
+    }
+    const twilio = [env.LATCHKEY_TWILIO_ACCOUNT_SID, env.LATCHKEY_TWILIO_AUTH_TOKEN];
+    if (twilio.some(Boolean) && !twilio.every(Boolean)) {
+      ctx.addIssue({ code: 'custom', path: [env.LATCHKEY_TWILIO_ACCOUNT_SID ? 'LATCHKEY_TWILIO_AUTH_TOKEN' : 'LATCHKEY_TWILIO_ACCOUNT_SID'], message: 'the Twilio account SID and auth token go together' });
+    }
+    if (env.LATCHKEY_TWILIO_ACCOUNT_SID && !env.LATCHKEY_TWILIO_MESSAGING_SERVICE_SID && !env.LATCHKEY_TWILIO_FROM) {
+      ctx.addIssue({ code: 'custom', path: ['LATCHKEY_TWILIO_FROM'], message: 'set a from-number or LATCHKEY_TWILIO_MESSAGING_SERVICE_SID' });
     }
     if ((env.LATCHKEY_ADMIN_EMAIL === undefined) !== (env.LATCHKEY_ADMIN_PASSWORD === undefined)) {
       ctx.addIssue({

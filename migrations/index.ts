@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import * as foundation from './001-foundation.js';
 import * as mfa from './002-mfa.js';
+import * as sentCodes from './003-sent-codes.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -11,4 +12,5 @@ interface Migration {
 export const migrations: ReadonlyArray<readonly [name: string, migration: Migration]> = [
   ['001-foundation', foundation],
   ['002-mfa', mfa],
+  ['003-sent-codes', sentCodes],
 ];

@@ -17,14 +17,16 @@ import { createPageRenderer } from './render.js';
 import { type Clock, systemClock } from './security/clock.js';
 import { securityHeaders } from './security/koa-security-headers.js';
 import { createPasswordHasher } from './security/passwords.js';
-import { createSecretBox } from './security/secret-box.js';
+import { createSecretBox, recoveryCodeHashKey, sentCodeHashKey } from './security/secret-box.js';
 import { createThrottle } from './security/throttle.js';
 import { createTotpFactor } from './mfa/factors/totp/index.js';
+import { createSmsFactor } from './mfa/factors/sms/index.js';
+import { createEmailFactor } from './mfa/factors/email/index.js';
+import { createLogSmsSender, createTwilioSender, type SmsSender } from './notify/sms.js';
 import type { Factor } from './mfa/factor.js';
-import { recoveryCodeHashKey } from './mfa/recovery-codes.js';
 import { createFactorRegistry } from './mfa/registry.js';
 import { createMfaService } from './mfa/service.js';
-import { createEmailNotifier, createSmtpSender, type EmailSender } from './notify/email.js';
+import { createEmailNotifier, createLogEmailSender, createSmtpSender, type EmailSender } from './notify/email.js';
 import type { Notifier } from './notify/notifier.js';
 import { ensureConsoleClient, CONSOLE_CALLBACK_PATH } from './oidc/console-client.js';
 import { createConsoleSession } from './console/koa-console-session.js';
@@ -40,6 +42,7 @@ export interface LatchkeyOptions {
   /** Tests hand in their own notifier or mail transport; otherwise SMTP from config, or the log. */
   notifier?: Notifier;
   emailSender?: EmailSender;
+  smsSender?: SmsSender;
 }
 
 /** Builds the whole service on an open database: what `main` listens with and what tests drive. */
@@ -52,12 +55,18 @@ export async function createLatchkey(options: LatchkeyOptions) {
   const clients = createClientStore(queries, box);
   const hasher = createPasswordHasher(config.argon2);
   const throttle = createThrottle(queries, clock);
-  const emailSender = options.emailSender ?? createSmtpSender(config.mail);
+  const devLog = config.devLogMessages && config.env !== 'production';
+  const emailSender = options.emailSender ?? createSmtpSender(config.mail) ?? (devLog ? createLogEmailSender(logger) : undefined);
+  const smsSender = options.smsSender ?? (config.twilio ? createTwilioSender(config.twilio) : devLog ? createLogSmsSender(logger) : undefined);
   const notifier = options.notifier ?? createEmailNotifier(emailSender, renderer, logger);
 
   const factorDeps = { queries, box, clock, issuerName: config.issuerName };
-  const available: Record<string, () => Factor> = {
+  const sentCodeDeps = { ...factorDeps, throttle, limits: config.sentCodes, hashKey: sentCodeHashKey(options.masterKey) };
+  // A factor whose messages cannot be delivered is not offered at all.
+  const available: Record<string, (() => Factor) | undefined> = {
     totp: () => createTotpFactor(factorDeps, config.totp),
+    sms: smsSender && (() => createSmsFactor(sentCodeDeps, smsSender, renderer)),
+    email: emailSender && (() => createEmailFactor(sentCodeDeps, emailSender, renderer)),
   };
   const registry = createFactorRegistry(
     queries,
@@ -156,6 +165,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
       await queries.keys.purgeExpired(now);
       await queries.factors.purgePending(now);
       await queries.loginProgress.purgeExpired(now);
+      await queries.sentCodes.purgeExpired(now);
     },
   };
 }

@@ -25,6 +25,7 @@ export interface AccountDeps {
 const reauthSchema = z.object({ password: z.string().min(1).max(1024), next: z.string().max(200).default('/account/security') });
 const methodSchema = z.object({ method: z.string().uuid({ message: 'expected a method id' }) });
 const confirmSchema = z.object({ code: z.string().max(64).default('') });
+const factorParamSchema = z.enum(['totp', 'sms', 'email']);
 
 /** Self-service: the user's own sign-in methods. Every change needs the password entered in the last 5 minutes. */
 export function createAccountRouter(deps: AccountDeps) {
@@ -58,6 +59,7 @@ export function createAccountRouter(deps: AccountDeps) {
     const user = ctx.state.user!;
     const methods = await mfa.methodsFor(user);
     page(ctx, 'account-security', {
+      canEnrol: { sms: mfa.canEnrol('sms'), email: mfa.canEnrol('email') },
       methods: methods.map((m) => ({ id: m.id, factor: m.factor, label: m.label, hint: m.hint, preferred: m.id === user.preferred_factor_id || (!user.preferred_factor_id && m === methods[0]), addedAt: m.record.confirmed_at, lastUsedAt: m.record.last_used_at })),
       recoveryLeft: await mfa.remainingRecoveryCodes(user.id),
       enforced: (await mfa.readEnforcement()).value,
@@ -86,22 +88,31 @@ export function createAccountRouter(deps: AccountDeps) {
     ctx.redirect(form.data.next.startsWith('/account') ? form.data.next : '/account/security');
   });
 
-  router.post('/security/totp', afterReauth(async (ctx, user) => {
-    const started = await mfa.startEnrolment(user, 'totp');
+  // Starting an enrolment may send a code (SMS, email): it needs the password too, so it cannot be used to spam.
+  router.post('/security/enrol/:factor', afterReauth(async (ctx, user) => {
+    const factor = factorParamSchema.safeParse(ctx.params.factor);
+    if (!factor.success) throw new AppError(404, 'factor_unavailable');
+    const started = await mfa.startEnrolment(user, factor.data, (ctx.request.body ?? {}) as Record<string, unknown>);
     if (!started) throw new AppError(404, 'factor_unavailable');
-    ctx.redirect(`/account/security/totp/${started.pendingId}`);
+    ctx.redirect(`/account/security/enrol/${factor.data}/${started.pendingId}`);
   }));
 
   const enrolmentPage = async (ctx: Context, pendingId: string, error?: string, status = 200) => {
     const pending = await mfa.pendingEnrolment(ctx.state.user!, pendingId);
     if (!pending) throw new AppError(404, 'enrolment_expired');
     const qr = pending.display.otpauthUri ? await QRCode.toDataURL(pending.display.otpauthUri, { margin: 1, width: 220 }) : undefined;
-    page(ctx, 'mfa-enrol', { action: `/account/security/totp/${pendingId}`, secret: pending.display.secret?.replace(/(.{4})/g, '$1 ').trim(), qr, error }, status);
+    page(ctx, pending.factor.id === 'totp' ? 'mfa-enrol' : 'mfa-enrol-sent', {
+      action: `/account/security/enrol/${pending.factor.id}/${pendingId}`,
+      secret: pending.display.secret?.replace(/(.{4})/g, '$1 ').trim(),
+      qr,
+      sentTo: pending.display.sentTo,
+      error,
+    }, status);
   };
 
-  router.get('/security/totp/:pendingId', (ctx) => enrolmentPage(ctx, ctx.params.pendingId!));
+  router.get('/security/enrol/:factor/:pendingId', (ctx) => enrolmentPage(ctx, ctx.params.pendingId!));
 
-  router.post('/security/totp/:pendingId', afterReauth(async (ctx, user) => {
+  router.post('/security/enrol/:factor/:pendingId', afterReauth(async (ctx, user) => {
     const form = confirmSchema.parse(ctx.request.body);
     const result = await mfa.confirmEnrolment(user, ctx.params.pendingId!, form.code, actor(ctx));
     if (!result.ok) return enrolmentPage(ctx, ctx.params.pendingId!, 'mfa.error.invalid', result.reason === 'not_found' ? 404 : 401);

@@ -24,6 +24,10 @@ export interface Config {
   loginThrottle: { accountFailures: number; ipFailures: number; windowSeconds: number };
   keyReloadSeconds: number;
   mail: { smtpUrl?: string; from: string };
+  twilio?: { accountSid: string; authToken: string; messagingServiceSid?: string; from?: string; apiOrigin: string };
+  /** Development only: codes and notices go to the log when no real transport is configured. */
+  devLogMessages: boolean;
+  sentCodes: { ttlSeconds: number; cooldownSeconds: number; perHourPerUser: number; perHourPerDestination: number };
   issuerName: string;
   totp: { algorithm: 'sha1' | 'sha256' | 'sha512'; digits: 6 | 8; period: number };
   mfa: { factors: Array<'totp' | 'sms' | 'email' | 'pin'>; accountFailures: number };
@@ -33,7 +37,7 @@ export interface Config {
 function describeIssue(issue: z.core.$ZodIssue, env: Record<string, string | undefined>): string {
   const name = issue.path.join('.') || '(environment)';
   const given = typeof issue.path[0] === 'string' ? env[issue.path[0]] : undefined;
-  const shown = given === undefined || /KEY|PASSWORD/.test(name) ? '' : ` (got ${JSON.stringify(given)})`;
+  const shown = given === undefined || /KEY|PASSWORD|TOKEN/.test(name) ? '' : ` (got ${JSON.stringify(given)})`;
   return `${name}: ${issue.message}${shown}`;
 }
 
@@ -74,6 +78,23 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     keyReloadSeconds: raw.LATCHKEY_KEY_RELOAD_SECONDS,
     mail: { smtpUrl: raw.LATCHKEY_SMTP_URL, from: raw.LATCHKEY_MAIL_FROM },
+    twilio:
+      raw.LATCHKEY_TWILIO_ACCOUNT_SID && raw.LATCHKEY_TWILIO_AUTH_TOKEN
+        ? {
+            accountSid: raw.LATCHKEY_TWILIO_ACCOUNT_SID,
+            authToken: raw.LATCHKEY_TWILIO_AUTH_TOKEN,
+            messagingServiceSid: raw.LATCHKEY_TWILIO_MESSAGING_SERVICE_SID,
+            from: raw.LATCHKEY_TWILIO_FROM,
+            apiOrigin: raw.LATCHKEY_TWILIO_API_ORIGIN.replace(/\/$/, ''),
+          }
+        : undefined,
+    devLogMessages: raw.LATCHKEY_DEV_LOG_MESSAGES,
+    sentCodes: {
+      ttlSeconds: raw.LATCHKEY_SENT_CODE_TTL_SECONDS,
+      cooldownSeconds: raw.LATCHKEY_SENT_CODE_COOLDOWN_SECONDS,
+      perHourPerUser: raw.LATCHKEY_SENT_CODES_PER_HOUR_PER_USER,
+      perHourPerDestination: raw.LATCHKEY_SENT_CODES_PER_HOUR_PER_DESTINATION,
+    },
     issuerName: raw.LATCHKEY_ISSUER_NAME,
     totp: { algorithm: raw.LATCHKEY_TOTP_ALGORITHM, digits: raw.LATCHKEY_TOTP_DIGITS as 6 | 8, period: raw.LATCHKEY_TOTP_PERIOD },
     mfa: { factors: raw.LATCHKEY_MFA_FACTORS, accountFailures: raw.LATCHKEY_MFA_ACCOUNT_FAILURES },

@@ -4,6 +4,7 @@ import type { Database } from './connect.js';
 import { createKeyQueries } from './keys.js';
 import { createFactorQueries, createLoginProgressQueries, createRecoveryCodeQueries } from './factors.js';
 import { createOidcModelQueries } from './oidc-models.js';
+import { createSentCodeQueries } from './sent-codes.js';
 import { createSettingQueries } from './settings.js';
 import { createThrottleQueries } from './throttle.js';
 import { createUserQueries } from './users.js';
@@ -22,6 +23,7 @@ export function createQueries(db: Database) {
     recoveryCodes: createRecoveryCodeQueries(db),
     loginProgress: createLoginProgressQueries(db),
     settings: createSettingQueries(db),
+    sentCodes: createSentCodeQueries(db),
     ping: async () => {
       await db.raw('select 1');
     },

@@ -93,7 +93,15 @@ export function createInteractionRouter(deps: InteractionDeps) {
     return progress && user?.status === 'active' ? { progress, user } : undefined;
   };
 
-  const renderSecondFactor = async (ctx: Context, locale: Locale, clientName: string, user: UserRow, error?: string, status = 200) => {
+  const renderSecondFactor = async (
+    ctx: Context,
+    locale: Locale,
+    clientName: string,
+    user: UserRow,
+    error?: string,
+    status = 200,
+    sent?: { notice?: string; detail?: string; retryAfterSeconds?: number },
+  ) => {
     const methods = await mfa.methodsFor(user);
     const requested = typeof ctx.query.method === 'string' ? ctx.query.method : undefined;
     const chosenId = requested === RECOVERY_METHOD_ID || methods.some((m) => m.id === requested) ? requested : methods[0]?.id;
@@ -101,8 +109,12 @@ export function createInteractionRouter(deps: InteractionDeps) {
     return page(ctx, 'mfa', locale, {
       clientName,
       methods: methods.map((m) => ({ id: m.id, factor: m.factor, label: m.label, hint: m.hint })),
-      chosen: chosenId === RECOVERY_METHOD_ID ? { id: RECOVERY_METHOD_ID, factor: 'recovery' } : chosen && { id: chosen.id, factor: chosen.factor, label: chosen.label, hint: chosen.hint },
+      chosen:
+        chosenId === RECOVERY_METHOD_ID
+          ? { id: RECOVERY_METHOD_ID, factor: 'recovery' }
+          : chosen && { id: chosen.id, factor: chosen.factor, label: chosen.label, hint: chosen.hint, sendsCode: mfa.sendsCode(chosen.factor) },
       error,
+      sent,
     }, status);
   };
 
@@ -203,6 +215,21 @@ export function createInteractionRouter(deps: InteractionDeps) {
       return finish(ctx, { error: 'access_denied', error_description: 'too many wrong codes' }, false);
     }
     return renderSecondFactor(ctx, locale, clientName, current.user, 'mfa.error.invalid', 401);
+  });
+
+  router.post('/mfa/send', async (ctx) => {
+    const { interaction, locale, clientName } = await details(ctx, 'login');
+    const current = await progressOf(ctx);
+    if (!current) throw new AppError(400, 'interaction_step');
+    const form = codeFormSchema.pick({ method: true }).safeParse(ctx.request.body);
+    if (!form.success) throw new AppError(400, 'malformed_body', 'invalid form', 'method');
+    ctx.query.method = form.data.method;
+    const outcome = await mfa.sendCode(current.user, form.data.method, { interactionUid: interaction.uid, locale }, actorOf(ctx, current.user.id, interaction.params.client_id));
+    if (!outcome) throw new AppError(400, 'method_not_found', 'no such method', 'method');
+    if (outcome.sent) return renderSecondFactor(ctx, locale, clientName, current.user, undefined, 200, { notice: 'mfa.sent', retryAfterSeconds: outcome.retryAfterSeconds });
+    if (outcome.retryAfterSeconds) ctx.set('retry-after', String(outcome.retryAfterSeconds));
+    const status = outcome.reason === 'delivery_failed' ? 502 : 429;
+    return renderSecondFactor(ctx, locale, clientName, current.user, `mfa.send.${outcome.reason}`, status, { detail: outcome.detail, retryAfterSeconds: outcome.retryAfterSeconds });
   });
 
   router.post('/enrol', async (ctx) => {

@@ -28,9 +28,7 @@ export interface RecoveryCodeDeps {
   hashKey: Buffer;
 }
 
-export function recoveryCodeHashKey(masterKey: Buffer): Buffer {
-  return Buffer.from(crypto.hkdfSync('sha256', masterKey, Buffer.alloc(0), 'latchkey recovery codes v1', 32));
-}
+
 
 function hash(deps: RecoveryCodeDeps, code: string): string {
   return crypto.createHmac('sha256', deps.hashKey).update(normalise(code)).digest('base64url');

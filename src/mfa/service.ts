@@ -129,6 +129,23 @@ export function createMfaService(deps: MfaDeps) {
       return { ok: false, locked: false };
     },
 
+    /** Sends a fresh code for a method that sends one (SMS, email), for this sign-in. */
+    async sendCode(user: UserRow, methodId: string, context: SignInContext, actor: Actor) {
+      const method = (await registry.methodsFor(user.id)).find((m) => m.id === methodId);
+      const factor = method && registry.get(method.factor);
+      if (!method || !factor?.challenge) return undefined;
+      const outcome = await factor.challenge(method, context);
+      await audit('mfa.challenge', outcome.sent ? 'success' : 'failure', user.id, actor, {
+        factor: method.factor,
+        method: methodId,
+        ...(outcome.sent ? {} : { reason: outcome.reason, detail: outcome.detail }),
+      });
+      return outcome;
+    },
+
+    sendsCode: (factorId: string) => registry.get(factorId)?.challenge !== undefined,
+    canEnrol: (factorId: string) => registry.get(factorId)?.enrol !== undefined,
+
     startEnrolment: async (user: UserRow, factorId: FactorId, input: Record<string, unknown> = {}) => {
       const factor = registry.get(factorId);
       if (!factor?.enrol) return undefined;

@@ -27,6 +27,15 @@ export function createSmtpSender(config: Config['mail']): EmailSender | undefine
   };
 }
 
+/** Development only (refused in production by config): prints the message instead of sending it. */
+export function createLogEmailSender(logger: Logger): EmailSender {
+  return {
+    async send(message) {
+      logger.warn({ to: message.to, subject: message.subject, text: message.text }, 'email not sent: development log transport');
+    },
+  };
+}
+
 const asLocale = (value: string | null): Locale => (value === 'ko' ? 'ko' : 'en');
 
 /**

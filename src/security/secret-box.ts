@@ -12,9 +12,17 @@ export interface SecretBox {
 
 const VERSION = 'v1';
 
+/** A key of its own for each use of the master key (HKDF), so no two purposes ever share one. */
+export function deriveKey(masterKey: Buffer, purpose: string): Buffer {
+  return Buffer.from(crypto.hkdfSync('sha256', masterKey, Buffer.alloc(0), purpose, 32));
+}
+
+export const recoveryCodeHashKey = (masterKey: Buffer) => deriveKey(masterKey, 'latchkey recovery codes v1');
+export const sentCodeHashKey = (masterKey: Buffer) => deriveKey(masterKey, 'latchkey sent codes v1');
+
 export function createSecretBox(masterKey: Buffer): SecretBox {
   if (masterKey.length !== 32) throw new Error('the master key must be 32 bytes');
-  const key = Buffer.from(crypto.hkdfSync('sha256', masterKey, Buffer.alloc(0), 'latchkey secret-box v1', 32));
+  const key = deriveKey(masterKey, 'latchkey secret-box v1');
   return {
     seal(plaintext, context) {
       const iv = crypto.randomBytes(12);

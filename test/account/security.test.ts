@@ -28,7 +28,7 @@ describe('the account security page', () => {
     const user = await aUser(server.latchkey);
     const { agent, page } = await consoleSignIn(server.url, user.email, user.password);
 
-    const asked = await agent.submit(page, '/account/security/totp');
+    const asked = await agent.submit(page, '/account/security/enrol/totp');
     expect(asked.status).toBe(401);
     expect(asked.html).toContain('Confirm it&#39;s you');
     const wrong = await agent.submit(asked, '/account/reauth', { password: 'not my password' });
@@ -36,7 +36,7 @@ describe('the account security page', () => {
     const back = await agent.submit(wrong, '/account/reauth', { password: user.password });
     expect(back.url).toBe(`${server.url}/account/security`);
 
-    const enrol = await agent.submit(back, '/account/security/totp');
+    const enrol = await agent.submit(back, '/account/security/enrol/totp');
     expect(enrol.html).toMatch(/<img id="totp-qr" src="data:image\/png;base64,/);
     const secret = secretOn(enrol.html);
     const refused = await agent.submit(enrol, '', { code: '000000' });
@@ -55,11 +55,11 @@ describe('the account security page', () => {
   test('preferred method, removal, new recovery codes and turning MFA off', async () => {
     const user = await aUser(server.latchkey);
     const { agent, page } = await consoleSignIn(server.url, user.email, user.password);
-    const ready = await agent.submit(await agent.submit(page, '/account/security/totp'), '/account/reauth', { password: user.password });
+    const ready = await agent.submit(await agent.submit(page, '/account/security/enrol/totp'), '/account/reauth', { password: user.password });
 
-    const enrolOne = await agent.submit(ready, '/account/security/totp');
+    const enrolOne = await agent.submit(ready, '/account/security/enrol/totp');
     await agent.submit(enrolOne, '', { code: oathtoolTotp(secretOn(enrolOne.html), clock.now()) });
-    const enrolTwo = await agent.submit(ready, '/account/security/totp');
+    const enrolTwo = await agent.submit(ready, '/account/security/enrol/totp');
     const afterSecond = await agent.submit(enrolTwo, '', { code: oathtoolTotp(secretOn(enrolTwo.html), clock.now()) });
     expect(afterSecond.url).toContain('notice=factor_added');
     const methods = await server.latchkey.mfa.methodsFor((await server.latchkey.queries.users.findById(user.id))!);
@@ -87,11 +87,11 @@ describe('the account security page', () => {
   test('the password entry counts for five minutes only', async () => {
     const user = await aUser(server.latchkey);
     const { agent, page } = await consoleSignIn(server.url, user.email, user.password);
-    const ready = await agent.submit(await agent.submit(page, '/account/security/totp'), '/account/reauth', { password: user.password });
-    expect((await agent.submit(ready, '/account/security/totp')).html).toContain('id="totp-qr"');
+    const ready = await agent.submit(await agent.submit(page, '/account/security/enrol/totp'), '/account/reauth', { password: user.password });
+    expect((await agent.submit(ready, '/account/security/enrol/totp')).html).toContain('id="totp-qr"');
     clock.nextStep();
     for (let i = 0; i < 10; i++) clock.nextStep();
-    expect((await agent.submit(ready, '/account/security/totp')).status).toBe(401);
+    expect((await agent.submit(ready, '/account/security/enrol/totp')).status).toBe(401);
   });
 
   test('forms without their CSRF token are refused', async () => {
