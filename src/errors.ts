@@ -9,6 +9,8 @@ export class AppError extends Error {
     readonly code: string,
     message: string = code,
     readonly field?: string,
+    /** Words from elsewhere that help the user, e.g. the SMS provider's reason for refusing a number. */
+    readonly detail?: string,
   ) {
     super(message);
     this.name = 'AppError';

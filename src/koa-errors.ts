@@ -14,14 +14,16 @@ interface Shown {
   status: number;
   code: string;
   field?: string;
+  detail?: string;
 }
 
 function classify(error: unknown): Shown {
-  const e = error as { status?: number; expose?: boolean; code?: string; name?: string; field?: string };
+  const e = error as { status?: number; expose?: boolean; code?: string; name?: string; field?: string; detail?: string };
   if (isDatabaseUnavailable(error)) return { status: 503, code: 'service_unavailable' };
   if (e?.name === 'SessionNotFound') return { status: 400, code: 'session_not_found' };
-  if (e?.expose && typeof e.status === 'number' && e.status < 500) {
-    return { status: e.status, code: typeof e.code === 'string' ? e.code : 'bad_request', field: e.field };
+  // An error made to be shown keeps its status, even a 502 from a provider we depend on.
+  if (e?.expose && typeof e.status === 'number') {
+    return { status: e.status, code: typeof e.code === 'string' ? e.code : 'bad_request', field: e.field, detail: e.detail };
   }
   return { status: 500, code: 'internal_error' };
 }
@@ -41,7 +43,7 @@ export function errorHandler(renderer: PageRenderer, defaultLocale: Locale): Mid
       if (ctx.status === 404 && ctx.body === undefined) throw Object.assign(new Error('not found'), { status: 404, expose: true, code: 'not_found' });
     } catch (error) {
       const shown = classify(error);
-      if (shown.status >= 500) ctx.state.log?.error({ err: error }, 'request failed');
+      if (shown.status >= 500) ctx.state.log?.[shown.code === 'internal_error' ? 'error' : 'warn']({ err: error }, 'request failed');
       ctx.status = shown.status;
       ctx.set('cache-control', 'no-store');
       if (shown.status === 503) ctx.set('retry-after', '5');
@@ -51,10 +53,10 @@ export function errorHandler(renderer: PageRenderer, defaultLocale: Locale): Mid
       const message = t(`error.${shown.code}`) === `error.${shown.code}` ? t('error.generic') : t(`error.${shown.code}`);
       if (wantsJson(ctx)) {
         ctx.type = 'application/problem+json';
-        ctx.body = { type: 'about:blank', title: message, status: shown.status, code: shown.code, ...(shown.field ? { field: shown.field } : {}), request_id: ctx.state.requestId };
+        ctx.body = { type: 'about:blank', title: message, status: shown.status, code: shown.code, ...(shown.field ? { field: shown.field } : {}), ...(shown.detail ? { detail: shown.detail } : {}), request_id: ctx.state.requestId };
       } else {
         ctx.type = 'html';
-        ctx.body = renderer.render('error', locale, { message, requestId: shown.status >= 500 ? ctx.state.requestId : undefined });
+        ctx.body = renderer.render('error', locale, { message, detail: shown.detail, requestId: shown.code === 'internal_error' ? ctx.state.requestId : undefined });
       }
     }
   };

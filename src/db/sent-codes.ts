@@ -17,7 +17,8 @@ export function createSentCodeQueries(db: Database) {
   const scope = (factorId: string, interactionUid: string | null) => (q: ReturnType<typeof codes>) =>
     interactionUid === null ? q.where({ factor_id: factorId }).whereNull('interaction_uid') : q.where({ factor_id: factorId, interaction_uid: interactionUid });
   return {
-    lastSentAt: async (factorId: string) => (await codes().where({ factor_id: factorId }).max({ at: 'created_at' }).first())?.at as Date | null | undefined,
+    lastSentAt: async (factorId: string, interactionUid: string | null) =>
+      (await scope(factorId, interactionUid)(codes()).max({ at: 'created_at' }).first())?.at as Date | null | undefined,
     /** A new code replaces any earlier one of the same sign-in (or enrolment): only the latest works. */
     issue: (row: Omit<SentCodeRow, 'attempts' | 'consumed_at'>) =>
       db.transaction(async (trx) => {

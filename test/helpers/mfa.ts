@@ -35,3 +35,14 @@ export async function enrolTotp(latchkey: Latchkey, user: { id: string }, clock:
   if (!result.ok) throw new Error(`enrolment failed: ${result.reason}`);
   return { secret, recoveryCodes: result.recoveryCodes ?? [], methodId: result.method.id };
 }
+
+/** A clock the test moves by hand, by any number of seconds. */
+export function manualClock(start = new Date('2026-06-01T08:00:00Z')) {
+  let now = start.getTime();
+  return {
+    now: () => new Date(now),
+    advance(seconds: number) {
+      now += seconds * 1000;
+    },
+  };
+}

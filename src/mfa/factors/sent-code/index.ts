@@ -52,7 +52,7 @@ export function createSentCodeFactor(deps: SentCodeDeps, channel: CodeChannel): 
 
   async function send(record: FactorRow, interactionUid: string | null, locale: Locale): Promise<ChallengeOutcome> {
     const now = clock.now();
-    const last = await queries.sentCodes.lastSentAt(record.id);
+    const last = await queries.sentCodes.lastSentAt(record.id, interactionUid);
     const wait = last ? Math.ceil((last.getTime() + limits.cooldownSeconds * 1000 - now.getTime()) / 1000) : 0;
     if (wait > 0) return { sent: false, reason: 'cooldown', retryAfterSeconds: wait };
     const keys = { user: `send:user:${record.user_id}`, destination: `send:destination:${record.destination}` };
@@ -115,7 +115,7 @@ export function createSentCodeFactor(deps: SentCodeDeps, channel: CodeChannel): 
         if (!outcome.sent) {
           // Nothing is half-enrolled: a destination we could not reach is not kept.
           await queries.factors.remove(user.id, row.id);
-          if (outcome.reason === 'delivery_failed') throw new AppError(502, 'delivery_failed', outcome.detail ?? 'delivery failed', channel.field);
+          if (outcome.reason === 'delivery_failed') throw new AppError(502, 'delivery_failed', 'delivery failed', channel.field, outcome.detail);
           throw new AppError(429, 'send_rate_limited', 'too many codes sent', channel.field);
         }
         return { pendingId: row.id };
