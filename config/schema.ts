@@ -66,9 +66,10 @@ export const configSchema = z
     LATCHKEY_TOTP_PERIOD: integer(15, 120).default(30),
     LATCHKEY_MFA_FACTORS: z
       .string()
-      .default('totp,sms,email')
+      .default('totp,sms,email,pin')
       .transform((value) => value.split(',').map((v) => v.trim()).filter(Boolean))
       .pipe(z.array(z.enum(['totp', 'sms', 'email', 'pin'], { message: 'expected a comma-separated list of totp, sms, email, pin' })).min(1)),
+    LATCHKEY_PIN_WEB_MIN_LENGTH: integer(4, 16).default(6),
     LATCHKEY_MFA_ACCOUNT_FAILURES: integer(3, 100).default(5),
     LATCHKEY_KEY_RELOAD_SECONDS: integer(1, 3600).default(30),
     LATCHKEY_SHUTDOWN_GRACE_SECONDS: integer(1, 300).default(10),

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import * as foundation from './001-foundation.js';
 import * as mfa from './002-mfa.js';
 import * as sentCodes from './003-sent-codes.js';
+import * as access from './004-access.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -13,4 +14,5 @@ export const migrations: ReadonlyArray<readonly [name: string, migration: Migrat
   ['001-foundation', foundation],
   ['002-mfa', mfa],
   ['003-sent-codes', sentCodes],
+  ['004-access', access],
 ];

@@ -17,7 +17,7 @@ import { createPageRenderer } from './render.js';
 import { type Clock, systemClock } from './security/clock.js';
 import { securityHeaders } from './security/koa-security-headers.js';
 import { createPasswordHasher } from './security/passwords.js';
-import { createSecretBox, recoveryCodeHashKey, sentCodeHashKey } from './security/secret-box.js';
+import { accessCodeLookupKey, createSecretBox, recoveryCodeHashKey, sentCodeHashKey } from './security/secret-box.js';
 import { createThrottle } from './security/throttle.js';
 import { createTotpFactor } from './mfa/factors/totp/index.js';
 import { createSmsFactor } from './mfa/factors/sms/index.js';
@@ -32,6 +32,9 @@ import { ensureConsoleClient, CONSOLE_CALLBACK_PATH } from './oidc/console-clien
 import { createConsoleSession } from './console/koa-console-session.js';
 import { createAccountRouter } from './account/routes.js';
 import { createAdminRouter } from './admin/routes.js';
+import { createAccessService } from './access/service.js';
+import { createAccessRouters } from './access/routes.js';
+import { createPinFactor } from './mfa/factors/pin/index.js';
 
 export interface LatchkeyOptions {
   config: Config;
@@ -62,11 +65,13 @@ export async function createLatchkey(options: LatchkeyOptions) {
 
   const factorDeps = { queries, box, clock, issuerName: config.issuerName };
   const sentCodeDeps = { ...factorDeps, throttle, limits: config.sentCodes, hashKey: sentCodeHashKey(options.masterKey) };
+  const access = createAccessService({ queries, box, clock, lookupKey: accessCodeLookupKey(options.masterKey) });
   // A factor whose messages cannot be delivered is not offered at all.
   const available: Record<string, (() => Factor) | undefined> = {
     totp: () => createTotpFactor(factorDeps, config.totp),
     sms: smsSender && (() => createSmsFactor(sentCodeDeps, smsSender, renderer)),
     email: emailSender && (() => createEmailFactor(sentCodeDeps, emailSender, renderer)),
+    pin: () => createPinFactor(access, config.mfa.pinWebMinLength),
   };
   const registry = createFactorRegistry(
     queries,
@@ -144,6 +149,9 @@ export async function createLatchkey(options: LatchkeyOptions) {
   const admin = createAdminRouter({ console: consoleSession, providers, queries, mfa, renderer, defaultLocale: config.defaultLocale });
   app.use(admin.pages.routes());
   app.use(admin.api.routes());
+  const accessRouters = createAccessRouters({ access, providers, queries, box });
+  app.use(accessRouters.controllers.routes());
+  app.use(accessRouters.admin.routes());
   app.use(providers.middleware);
 
   return {
@@ -154,6 +162,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
     mfa,
     registry,
     notifier,
+    access,
     hasher,
     box,
     clock,

@@ -1,4 +1,5 @@
 import type { Context, Middleware } from 'koa';
+import { ZodError } from 'zod';
 import type { Locale } from './i18n.js';
 import { pickLocale } from './i18n.js';
 import type { PageRenderer } from './render.js';
@@ -20,6 +21,11 @@ interface Shown {
 function classify(error: unknown): Shown {
   const e = error as { status?: number; expose?: boolean; code?: string; name?: string; field?: string; detail?: string };
   if (isDatabaseUnavailable(error)) return { status: 503, code: 'service_unavailable' };
+  if (error instanceof ZodError) {
+    const issue = error.issues[0]!;
+    const field = issue.path.join('.') || undefined;
+    return { status: 400, code: 'invalid_request', field, detail: `${field ?? 'input'}: ${issue.message}` };
+  }
   if (e?.name === 'SessionNotFound') return { status: 400, code: 'session_not_found' };
   // An error made to be shown keeps its status, even a 502 from a provider we depend on.
   if (e?.expose && typeof e.status === 'number') {

@@ -23,7 +23,7 @@ export interface AccountDeps {
 }
 
 const reauthSchema = z.object({ password: z.string().min(1).max(1024), next: z.string().max(200).default('/account/security') });
-const methodSchema = z.object({ method: z.string().uuid({ message: 'expected a method id' }) });
+const methodSchema = z.object({ method: z.string().min(1).max(64) });
 const confirmSchema = z.object({ code: z.string().max(64).default('') });
 const factorParamSchema = z.enum(['totp', 'sms', 'email']);
 

@@ -36,7 +36,7 @@ function badRequest(error: z.ZodError): AppError {
  * The admin API accepts access tokens only from clients registered for it (`latchkey_admin_api`), and acts with
  * the roles of the user the token was issued to. A token an admin handed to any other app does not reach it.
  */
-export function adminBearer(providers: ProviderHolder, queries: Queries, role: string): Middleware {
+export function adminBearer(providers: ProviderHolder, queries: Queries): Middleware {
   return async (ctx, next) => {
     const match = /^Bearer ([A-Za-z0-9._~+/=-]{10,1024})$/.exec(ctx.get('authorization'));
     if (!match) {
@@ -51,10 +51,18 @@ export function adminBearer(providers: ProviderHolder, queries: Queries, role: s
       throw new AppError(401, 'invalid_token', 'the access token is invalid or expired');
     }
     const user = token.accountId ? await queries.users.findById(token.accountId) : undefined;
-    if (client.metadata().latchkey_admin_api !== true || !user || user.status !== 'active' || !user.roles.includes(role)) {
+    if (client.metadata().latchkey_admin_api !== true || !user || user.status !== 'active') {
       throw new AppError(403, 'forbidden', 'this token may not use the admin API');
     }
     ctx.state.user = user;
+    await next();
+  };
+}
+
+/** Lets the request on only if the user holds one of these roles. */
+export function requireRoles(...roles: string[]): Middleware {
+  return async (ctx, next) => {
+    if (!roles.some((role) => ctx.state.user?.roles.includes(role))) throw new AppError(403, 'forbidden', `needs one of the roles ${roles.join(', ')}`);
     await next();
   };
 }
@@ -115,7 +123,7 @@ export function createAdminRouter(deps: AdminDeps) {
   });
 
   const api = new Router({ prefix: '/api/admin' });
-  api.use(parseBody(), adminBearer(deps.providers, queries, 'super_admin'));
+  api.use(parseBody(), adminBearer(deps.providers, queries), requireRoles('super_admin'));
 
   api.get('/settings/enforce-mfa', async (ctx) => {
     const enforcement = await mfa.readEnforcement();

@@ -30,7 +30,7 @@ export interface Config {
   sentCodes: { ttlSeconds: number; cooldownSeconds: number; perHourPerUser: number; perHourPerDestination: number };
   issuerName: string;
   totp: { algorithm: 'sha1' | 'sha256' | 'sha512'; digits: 6 | 8; period: number };
-  mfa: { factors: Array<'totp' | 'sms' | 'email' | 'pin'>; accountFailures: number };
+  mfa: { factors: Array<'totp' | 'sms' | 'email' | 'pin'>; accountFailures: number; pinWebMinLength: number };
   shutdownGraceSeconds: number;
 }
 
@@ -97,7 +97,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     issuerName: raw.LATCHKEY_ISSUER_NAME,
     totp: { algorithm: raw.LATCHKEY_TOTP_ALGORITHM, digits: raw.LATCHKEY_TOTP_DIGITS as 6 | 8, period: raw.LATCHKEY_TOTP_PERIOD },
-    mfa: { factors: raw.LATCHKEY_MFA_FACTORS, accountFailures: raw.LATCHKEY_MFA_ACCOUNT_FAILURES },
+    mfa: { factors: raw.LATCHKEY_MFA_FACTORS, accountFailures: raw.LATCHKEY_MFA_ACCOUNT_FAILURES, pinWebMinLength: raw.LATCHKEY_PIN_WEB_MIN_LENGTH },
     shutdownGraceSeconds: raw.LATCHKEY_SHUTDOWN_GRACE_SECONDS,
   };
 }

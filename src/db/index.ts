@@ -1,3 +1,4 @@
+import { createAccessQueries } from './access.js';
 import { createAuditQueries } from './audit.js';
 import { createClientQueries } from './clients.js';
 import type { Database } from './connect.js';
@@ -24,6 +25,7 @@ export function createQueries(db: Database) {
     loginProgress: createLoginProgressQueries(db),
     settings: createSettingQueries(db),
     sentCodes: createSentCodeQueries(db),
+    access: createAccessQueries(db),
     ping: async () => {
       await db.raw('select 1');
     },

@@ -19,6 +19,7 @@ export function deriveKey(masterKey: Buffer, purpose: string): Buffer {
 
 export const recoveryCodeHashKey = (masterKey: Buffer) => deriveKey(masterKey, 'latchkey recovery codes v1');
 export const sentCodeHashKey = (masterKey: Buffer) => deriveKey(masterKey, 'latchkey sent codes v1');
+export const accessCodeLookupKey = (masterKey: Buffer) => deriveKey(masterKey, 'latchkey access codes v1');
 
 export function createSecretBox(masterKey: Buffer): SecretBox {
   if (masterKey.length !== 32) throw new Error('the master key must be 32 bytes');

@@ -1,0 +1,153 @@
+import type { Database } from './connect.js';
+
+export interface DoorRow {
+  id: string;
+  site_id: string;
+  name: string;
+  has_badge_reader: boolean;
+  has_keypad: boolean;
+  in_out: boolean;
+  schedule_id: string | null;
+}
+
+export interface AccessCodeRow {
+  id: string;
+  user_id: string;
+  kind: 'mfa' | 'entry';
+  code_sealed: string;
+  code_lookup: string;
+  length: number;
+  created_at: Date;
+}
+
+export interface CredentialRow {
+  id: string;
+  user_id: string;
+  kind: 'card' | 'nfc' | 'ble';
+  identifier: string;
+}
+
+/** Sites, doors, schedules, credentials and codes: the physical-access side of Latchkey. */
+export function createAccessQueries(db: Database) {
+  return {
+    insertSite: async (row: { name: string; time_zone: string }) => (await db('sites').insert(row).returning('*'))[0] as { id: string; name: string; time_zone: string },
+    findSite: (id: string) => db('sites').where({ id }).first() as Promise<{ id: string; time_zone: string } | undefined>,
+    addSiteAdmin: (siteId: string, userId: string) => db('site_admins').insert({ site_id: siteId, user_id: userId }).onConflict(['site_id', 'user_id']).ignore(),
+    isSiteAdmin: async (siteId: string, userId: string) => !!(await db('site_admins').where({ site_id: siteId, user_id: userId }).first()),
+    insertSchedule: async (row: { site_id: string; name: string; windows: unknown }) =>
+      (await db('door_schedules').insert({ ...row, windows: JSON.stringify(row.windows) }).returning('*'))[0] as { id: string },
+    findSchedule: (id: string) => db('door_schedules').where({ id }).first() as Promise<{ id: string; site_id: string; windows: unknown } | undefined>,
+    insertDoor: async (row: Omit<DoorRow, 'id'>) => (await db<DoorRow>('doors').insert(row).returning('*'))[0] as DoorRow,
+    findDoor: (id: string) => db<DoorRow>('doors').where({ id }).first(),
+    upsertException: (row: { door_id: string; day: string; name: string; windows: unknown }) =>
+      db('door_exceptions').insert({ ...row, windows: JSON.stringify(row.windows) }).onConflict(['door_id', 'day']).merge(['name', 'windows']),
+    insertLevel: async (row: { site_id: string; name: string; schedule_id: string | null }, doorIds: string[], userIds: string[]) =>
+      db.transaction(async (trx) => {
+        const [level] = await trx('access_levels').insert(row).returning('*');
+        if (doorIds.length) await trx('access_level_doors').insert(doorIds.map((door_id) => ({ level_id: level.id, door_id })));
+        if (userIds.length) await trx('access_level_users').insert(userIds.map((user_id) => ({ level_id: level.id, user_id })));
+        return level as { id: string };
+      }),
+    insertController: async (row: { site_id: string; name: string; secret_hash: string }) =>
+      (await db('access_controllers').insert(row).returning(['id', 'site_id', 'name']))[0] as { id: string; site_id: string; name: string },
+    findController: (id: string) => db('access_controllers').where({ id }).first() as Promise<{ id: string; site_id: string; secret_hash: string } | undefined>,
+
+    /** Everything a decision at a door needs, in one round trip. */
+    doorContext: async (doorId: string, day: string) => {
+      const result = await db.raw(
+        `select d.*, s.time_zone, sch.windows as schedule_windows, ex.windows as exception_windows
+           from doors d join sites s on s.id = d.site_id
+           left join door_schedules sch on sch.id = d.schedule_id
+           left join door_exceptions ex on ex.door_id = d.id and ex.day = ?::date
+          where d.id = ?`,
+        [day, doorId],
+      );
+      return result.rows[0] as (DoorRow & { time_zone: string; schedule_windows: unknown; exception_windows: unknown }) | undefined;
+    },
+    /** The credential, its user, and the schedules of the user's levels that include this door. */
+    credentialContext: async (identifier: string, doorId: string) => {
+      const result = await db.raw(
+        `select c.id as credential_id, c.kind, c.user_id, u.status,
+                coalesce(json_agg(json_build_object('windows', ls.windows)) filter (where l.id is not null), '[]') as levels
+           from access_credentials c join users u on u.id = c.user_id
+           left join access_level_users lu on lu.user_id = c.user_id
+           left join access_levels l on l.id = lu.level_id and exists (select 1 from access_level_doors ld where ld.level_id = l.id and ld.door_id = ?)
+           left join door_schedules ls on ls.id = l.schedule_id
+          where c.identifier = ?
+          group by c.id, u.status`,
+        [doorId, identifier],
+      );
+      return result.rows[0] as { credential_id: string; kind: 'card' | 'nfc' | 'ble'; user_id: string; status: string; levels: Array<{ windows: unknown }> } | undefined;
+    },
+    levelsOf: async (userId: string, doorId: string) => {
+      const result = await db.raw(
+        `select ls.windows from access_level_users lu join access_levels l on l.id = lu.level_id
+           join access_level_doors ld on ld.level_id = l.id and ld.door_id = ?
+           left join door_schedules ls on ls.id = l.schedule_id where lu.user_id = ?`,
+        [doorId, userId],
+      );
+      return (result.rows as Array<{ windows: unknown }>).map((r) => r.windows);
+    },
+
+    insertCredential: async (row: Omit<CredentialRow, 'id'>) => (await db<CredentialRow>('access_credentials').insert(row).returning('*'))[0] as CredentialRow,
+    listCredentials: (userId: string) => db<CredentialRow>('access_credentials').where({ user_id: userId }).orderBy('created_at'),
+    removeCredential: (userId: string, id: string) => db('access_credentials').where({ user_id: userId, id }).delete(),
+
+    insertCode: async (row: Omit<AccessCodeRow, 'created_at'>) => (await db<AccessCodeRow>('access_codes').insert(row).returning('*'))[0] as AccessCodeRow,
+    updateCode: (userId: string, id: string, patch: Pick<AccessCodeRow, 'code_sealed' | 'code_lookup' | 'length'>) =>
+      db('access_codes').where({ user_id: userId, id }).update(patch),
+    listCodes: (userId: string, kind?: 'mfa' | 'entry') => {
+      const q = db<AccessCodeRow>('access_codes').where({ user_id: userId }).orderBy('created_at');
+      return kind ? q.where({ kind }) : q;
+    },
+    removeCode: (userId: string, id: string) => db('access_codes').where({ user_id: userId, id }).delete(),
+    /** The user's code with this lookup hash (an MFA code after a card, or their entry code). */
+    findUserCode: (userId: string, lookup: string, minLength = 0, kind?: 'mfa' | 'entry') =>
+      db<AccessCodeRow>('access_codes')
+        .where({ user_id: userId, code_lookup: lookup, ...(kind ? { kind } : {}) })
+        .where('length', '>=', minLength)
+        .first(),
+    findEntryCode: (lookup: string) => db<AccessCodeRow>('access_codes').where({ kind: 'entry', code_lookup: lookup }).first(),
+    hasWebPin: async (userId: string, minLength: number) =>
+      !!(await db('access_codes').where({ user_id: userId, kind: 'mfa' }).where('length', '>=', minLength).first()),
+
+    putPending: (row: { door_id: string; user_id: string; credential_id: string; expires_at: Date }) =>
+      db('door_pending_codes').insert({ ...row, attempts: 0 }).onConflict('door_id').merge(),
+    takePending: (doorId: string) => db('door_pending_codes').where({ door_id: doorId }).first() as Promise<{ door_id: string; user_id: string; credential_id: string; attempts: number; expires_at: Date } | undefined>,
+    countPendingAttempt: (doorId: string) => db('door_pending_codes').where({ door_id: doorId }).increment('attempts', 1),
+    clearPending: (doorId: string) => db('door_pending_codes').where({ door_id: doorId }).delete(),
+    listDecisions: (filter: { doorId?: string; userId?: string; limit?: number }) =>
+      db('audit_events')
+        .where({ action: 'door.decision' })
+        .modify((q) => {
+          if (filter.doorId) q.whereRaw("details->>'door_id' = ?", [filter.doorId]);
+          if (filter.userId) q.where({ subject_id: filter.userId });
+        })
+        .orderBy('id', 'desc')
+        .limit(filter.limit ?? 100),
+    credentialsByIdentifier: (identifiers: string[]) => db<CredentialRow>('access_credentials').whereIn('identifier', identifiers),
+    entryCodesByLookup: (lookups: string[]) => db<AccessCodeRow>('access_codes').where({ kind: 'entry' }).whereIn('code_lookup', lookups),
+    /** An import, all or nothing: new users, then their credentials and codes (replacing entry codes). */
+    importBatch: (batch: {
+      users: Array<{ id: string; email: string; name: string }>;
+      credentials: Array<Omit<CredentialRow, 'id'>>;
+      codes: Array<Omit<AccessCodeRow, 'created_at'>>;
+    }) =>
+      db.transaction(async (trx) => {
+        if (batch.users.length) await trx('users').insert(batch.users);
+        if (batch.credentials.length) await trx('access_credentials').insert(batch.credentials);
+        const entryUsers = batch.codes.filter((c) => c.kind === 'entry').map((c) => c.user_id);
+        if (entryUsers.length) await trx('access_codes').where({ kind: 'entry' }).whereIn('user_id', entryUsers).delete();
+        if (batch.codes.length) await trx('access_codes').insert(batch.codes);
+      }),
+    exportRows: () =>
+      db('users as u')
+        .join('access_credentials as c', 'c.user_id', 'u.id')
+        .select('u.id as user_id', 'u.email', 'u.name', 'c.kind', 'c.identifier as value', db.raw('null as code_sealed'), db.raw('null as code_id'))
+        .unionAll((q) =>
+          q.from('users as u').join('access_codes as a', 'a.user_id', 'u.id')
+            .select('u.id as user_id', 'u.email', 'u.name', db.raw("a.kind || '_code' as kind"), db.raw('null as value'), 'a.code_sealed', 'a.id as code_id'),
+        )
+        .orderBy('email') as Promise<Array<{ user_id: string; email: string; name: string; kind: string; value: string | null; code_sealed: string | null; code_id: string | null }>>,
+  };
+}

@@ -1,0 +1,32 @@
+import type { FactorRow } from '../../../db/factors.js';
+import type { Factor, Method } from '../../factor.js';
+
+export interface DoorPins {
+  hasWebPin(userId: string, minLength: number): Promise<boolean>;
+  findWebPin(userId: string, code: string, minLength: number): Promise<unknown>;
+}
+
+export const PIN_METHOD_ID = 'pin';
+
+/**
+ * The door PIN (a user's access MFA code, issued by access admins) as a web second factor. Codes shorter than the
+ * web minimum work at doors only. PINs are static like passwords: the sign-in's attempt limits are what guard them.
+ */
+export function createPinFactor(pins: DoorPins, minLength: number): Factor {
+  const describe = (record: FactorRow): Method => ({ id: PIN_METHOD_ID, factor: 'pin', label: record.label, record });
+  const recordFor = (userId: string): FactorRow => ({
+    id: PIN_METHOD_ID, user_id: userId, factor: 'pin', label: 'Door PIN', secret_sealed: null, destination: null,
+    last_used_step: null, created_at: new Date(0), confirmed_at: new Date(0), last_used_at: null, pending_expires_at: null,
+  });
+  return {
+    id: 'pin',
+    amr: 'pin',
+    describe,
+    listOwnMethods: async (userId) => ((await pins.hasWebPin(userId, minLength)) ? [describe(recordFor(userId))] : []),
+    async verify(method, code) {
+      const digits = code.replace(/\s/g, '');
+      if (!/^\d{4,16}$/.test(digits)) return { ok: false, reason: 'malformed' };
+      return (await pins.findWebPin(method.record.user_id, digits, minLength)) ? { ok: true } : { ok: false, reason: 'wrong_code' };
+    },
+  };
+}
