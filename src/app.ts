@@ -102,8 +102,10 @@ export async function createLatchkey(options: LatchkeyOptions) {
         clock,
         renderer,
         keys,
-      needsSecondFactor: async ({ accountId, clientRequiresMfa, acrValues }) =>
-        (await mfa.decide(accountId, { requireMfa: clientRequiresMfa }, acrValues)).required,
+      needsSecondFactor: async ({ accountId, clientRequiresMfa, acrValues }) => {
+        const user = await queries.users.findById(accountId);
+        return !!user && (await mfa.decide(user, { requireMfa: clientRequiresMfa }, acrValues)).required;
+      },
       onServerError: (ctx, err) => (ctx.state.log ?? logger).error({ err }, 'oidc-provider server error'),
     });
   }, await loadKeyMaterial(queries, box, clock));

@@ -182,7 +182,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
       return page(ctx, 'login', locale, { clientName, email: form.data.email, error: throttled ? 'login.error.throttled' : 'login.error.invalid' }, throttled ? 429 : 401);
     }
     const acrValues = typeof interaction.params.acr_values === 'string' ? interaction.params.acr_values : undefined;
-    const decision = await mfa.decide(outcome.user.id, { requireMfa: clientRequiresMfa }, acrValues);
+    const decision = await mfa.decide(outcome.user, { requireMfa: clientRequiresMfa }, acrValues);
     if (!decision.required) return finishLogin(ctx, outcome.user.id, ['pwd']);
     const now = clock.now();
     await queries.loginProgress.start({ interaction_uid: interaction.uid, user_id: outcome.user.id, password_verified_at: now, expires_at: new Date(now.getTime() + TOKEN_TTL.Interaction * 1000) });

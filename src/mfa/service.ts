@@ -71,9 +71,16 @@ export function createMfaService(deps: MfaDeps) {
       return { enabled, version: row.version };
     },
 
-    async decide(userId: string, client: { requireMfa: boolean }, acrValues?: string): Promise<MfaDecision> {
-      const [enforced, enrolledFactors] = await Promise.all([readEnforcement(), queries.factors.countConfirmed(userId)]);
-      return decideMfa({ enforced: enforced.value, clientRequiresMfa: client.requireMfa, acrValues, enrolledFactors });
+    /**
+     * Door PINs are issued by access admins, not enrolled by the user: one counts as the user's own factor only once
+     * they chose it as preferred, but it always spares them an enrolment when MFA is required.
+     */
+    async decide(user: UserRow, client: { requireMfa: boolean }, acrValues?: string): Promise<MfaDecision> {
+      const [enforced, enrolled] = await Promise.all([readEnforcement(), queries.factors.countConfirmed(user.id)]);
+      const choseIssuedMethod = enrolled === 0 && user.preferred_factor_id !== null;
+      const decision = decideMfa({ enforced: enforced.value, clientRequiresMfa: client.requireMfa, acrValues, enrolledFactors: enrolled + (choseIssuedMethod ? 1 : 0) });
+      if (decision.mustEnrol && (await registry.methodsFor(user.id)).length > 0) return { ...decision, mustEnrol: false };
+      return decision;
     },
 
     methodsFor: (user: UserRow) => registry.methodsFor(user.id, user.preferred_factor_id),

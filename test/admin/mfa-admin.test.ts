@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { UserRow } from '../../src/db/users.js';
 import { consoleSignIn, csrfOf } from '../helpers/console.js';
-import { aClient, aUser } from '../helpers/factories.js';
+import { accessTokenFor } from '../helpers/admin-api.js';
+import { aUser } from '../helpers/factories.js';
 import { enrolTotp, recordingNotifier, steppingClock } from '../helpers/mfa.js';
-import { completeLogin, relyingParty, signInWithPassword, startLogin } from '../helpers/relying-party.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const clock = steppingClock();
@@ -16,12 +16,7 @@ afterAll(() => server.close());
 
 const factorsOf = (userId: string) => server.database.db('user_factors').where({ user_id: userId });
 
-async function tokenFor(user: { email: string; password: string }, adminApi: boolean) {
-  const client = await aClient(server.latchkey, { latchkey_admin_api: adminApi });
-  const config = await relyingParty(server.url, client.clientId, client.clientSecret);
-  const login = await startLogin(config);
-  return (await completeLogin(config, login, (await signInWithPassword(login, user.email, user.password)).url)).access_token;
-}
+const tokenFor = (user: { email: string; password: string }, adminApi: boolean) => accessTokenFor(server.latchkey, server.url, user, adminApi);
 
 const api = (path: string, token: string | undefined, init: RequestInit = {}) =>
   fetch(`${server.url}/api/admin${path}`, { ...init, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}), ...init.headers } });

@@ -1,0 +1,79 @@
+import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { anAdmin, apiClient } from '../helpers/admin-api.js';
+import { aUser } from '../helpers/factories.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+
+let server: TestServer;
+let api: ReturnType<typeof apiClient>;
+let manager: string;
+beforeAll(async () => {
+  server = await startTestServer();
+  api = apiClient(server.url);
+  manager = (await anAdmin(server.latchkey, server.url, ['access_user_admin'])).token;
+});
+afterAll(() => server.close());
+
+const upload = (csv: string, dryRun: boolean) =>
+  api('POST', `/api/admin/access/import?dry_run=${dryRun}`, manager, csv, { 'content-type': 'text/csv' });
+const counts = async () => ({
+  users: Number((await server.database.db('users').count({ n: '*' }).first())!.n),
+  credentials: Number((await server.database.db('access_credentials').count({ n: '*' }).first())!.n),
+  codes: Number((await server.database.db('access_codes').count({ n: '*' }).first())!.n),
+});
+
+test('a file mixing good and bad rows: the dry run names each bad line, and the commit changes nothing', async () => {
+  const existing = await aUser(server.latchkey, { email: 'taken@example.test' });
+  await api('POST', `/api/admin/access/users/${existing.id}/credentials`, manager, { kind: 'card', identifier: 'CARD-TAKEN' });
+  const csv = [
+    'email,name,kind,value',
+    'ann@example.test,Ann,card,CARD-1001', // 2 good
+    'ann@example.test,Ann,mfa_code,5829', // 3 good
+    'bob@example.test,Bob,mfa_code,123', // 4 too short
+    'not-an-email,Cy,card,CARD-1002', // 5 bad email
+    'dee@example.test,Dee,badge,CARD-1003', // 6 unknown kind
+    'eve@example.test,Eve,card,CARD-TAKEN', // 7 someone else's card
+    'fay@example.test,Fay,card,CARD-1001', // 8 same card as line 2
+    'gus@example.test,Gus,entry_code,1234', // 9 trivial entry code
+    'hal@example.test,Hal,mfa_code,12ab', // 10 not digits
+    'ivy@example.test,Ivy,card', // 11 missing column
+    'ann@example.test,Ann,entry_code,846203', // 12 good
+    'joe@example.test,Joe,entry_code,846203', // 13 entry code of line 12
+  ].join('\n');
+  const before = await counts();
+  const dry = await upload(csv, true);
+  expect(dry.status).toBe(422);
+  const problems = dry.json.problems as Array<{ line: number; field?: string; reason: string }>;
+  expect(problems.map((p) => p.line)).toEqual([4, 5, 6, 7, 8, 9, 10, 11, 13]);
+  expect(problems.find((p) => p.line === 4)).toMatchObject({ field: 'value', reason: 'a code has at least 4 digits' });
+  expect(problems.find((p) => p.line === 5)).toMatchObject({ field: 'email' });
+  expect(problems.find((p) => p.line === 8)!.reason).toContain('line 2');
+  expect(problems.find((p) => p.line === 11)!.reason).toContain('expected 4 columns');
+
+  const commit = await upload(csv, false);
+  expect(commit.status).toBe(422);
+  expect(await counts()).toEqual(before);
+});
+
+test('a clean file imports everything, and the export gives it back', async () => {
+  const csv = 'email,name,kind,value\r\nkim@example.test,"Kim, Jisoo",card,CARD-2001\r\nkim@example.test,"Kim, Jisoo",nfc,NFC-2001\r\nkim@example.test,"Kim, Jisoo",mfa_code,730152\r\nlee@example.test,Lee,mfa_code,730152\r\nlee@example.test,Lee,entry_code,550813\r\n';
+  const before = await counts();
+  const dry = await upload(csv, true);
+  expect(dry.json).toMatchObject({ ok: true, dry_run: true, created: { users: 2, credentials: 2, codes: 3 } });
+  expect(await counts()).toEqual(before);
+  const commit = await upload(csv, false);
+  expect(commit.status).toBe(200);
+  expect(await counts()).toEqual({ users: before.users + 2, credentials: before.credentials + 2, codes: before.codes + 3 });
+  const kim = await server.latchkey.queries.users.findByEmail('kim@example.test');
+  expect(kim?.name).toBe('Kim, Jisoo');
+
+  const exported = await api('GET', '/api/admin/access/export.csv', manager);
+  expect(exported.headers.get('content-type')).toContain('text/csv');
+  expect(exported.text).toContain('kim@example.test,"Kim, Jisoo",mfa_code,730152');
+  expect(exported.text).toContain('lee@example.test,Lee,entry_code,550813');
+});
+
+test('garbage is refused with a reason, never a 500', async () => {
+  expect((await upload('"unterminated,quote\n', true)).status).toBe(422);
+  expect((await upload('name,email\nx,y\n', true)).json).toMatchObject({ ok: false, problems: [{ line: 1 }] });
+  expect((await api('POST', '/api/admin/access/import', manager, '{"a":1}')).status).toBe(415);
+});
