@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { z } from 'zod';
-import type { AccessCodeRow } from '../db/access.js';
+import type { AccessCodeRow, PendingChange } from '../db/access.js';
 import type { Queries } from '../db/index.js';
 import { AppError } from '../errors.js';
 import type { Clock } from '../security/clock.js';
@@ -76,9 +76,33 @@ function twoFactorWindowsAllowed(windows: Window[], door: { has_badge_reader: bo
   }
 }
 
+/** A small time-bounded cache: door configuration and controller credentials are read on every decision. */
+function ttlCache<V>(ttlMs: number, now: () => number) {
+  const entries = new Map<string, { value: V; until: number }>();
+  return {
+    async get(key: string, load: () => Promise<V>): Promise<V> {
+      const hit = entries.get(key);
+      if (hit && hit.until > now()) return hit.value;
+      const value = await load();
+      if (entries.size > 10_000) entries.clear();
+      entries.set(key, { value, until: now() + ttlMs });
+      return value;
+    },
+    clear: () => entries.clear(),
+  };
+}
+
+// Other instances see a changed schedule, exception or door within this time; the changing instance at once.
+const DOOR_CACHE_MS = 5000;
+const CONTROLLER_CACHE_MS = 30_000;
+
 export function createAccessService(deps: AccessDeps) {
   const { queries, box, clock } = deps;
   const access = queries.access;
+  const monotonic = () => performance.now();
+  const doorCache = ttlCache<Awaited<ReturnType<typeof access.doorContext>> | null>(DOOR_CACHE_MS, monotonic);
+  const siteCache = ttlCache<{ siteId: string; timeZone: string } | null>(DOOR_CACHE_MS, monotonic);
+  const controllerCache = ttlCache<{ id: string; site_id: string } | null>(CONTROLLER_CACHE_MS, monotonic);
   const lookup = (code: string) => codeLookup(deps.lookupKey, code);
   const audit = (action: string, outcome: 'success' | 'failure' | 'denied', by: Acting, subjectId: string | null, details: Record<string, unknown>) =>
     queries.audit.insert({ action, outcome, actorId: by.actorId, subjectId, ip: by.ip, details });
@@ -87,22 +111,26 @@ export function createAccessService(deps: AccessDeps) {
     return { code_sealed: box.seal(code, `access-code:${userId}:${id}`), code_lookup: lookup(code), length: code.length };
   }
 
-  async function recordDecision(doorId: string, decision: Decision, facts: Record<string, unknown>, userId: string | null) {
-    await queries.audit.insert({
-      action: 'door.decision',
-      outcome: decision.result === 'deny' ? 'denied' : 'success',
-      subjectId: userId,
-      details: { door_id: doorId, result: decision.result, reason: decision.reason, mode: decision.mode, ...facts },
-    });
+  async function recordDecision(doorId: string, decision: Decision, facts: Record<string, unknown>, userId: string | null, pending: PendingChange = null) {
+    await access.recordDecision(
+      { subject_id: userId, outcome: decision.result === 'deny' ? 'denied' : 'success', details: { door_id: doorId, result: decision.result, reason: decision.reason, mode: decision.mode, ...facts } },
+      pending,
+    );
   }
+
+  const doorSite = (doorId: string) =>
+    siteCache.get(doorId, async () => {
+      const door = await access.findDoor(doorId);
+      const site = door && (await access.findSite(door.site_id));
+      return site ? { siteId: site.id, timeZone: site.time_zone } : null;
+    });
 
   async function doorFacts(doorId: string) {
     const now = clock.now();
-    const probe = await access.findDoor(doorId);
-    if (!probe) return undefined;
-    const site = await access.findSite(probe.site_id);
-    const at = localMoment(now, site!.time_zone);
-    const row = await access.doorContext(doorId, at.day);
+    const site = await doorSite(doorId);
+    if (!site) return undefined;
+    const at = localMoment(now, site.timeZone);
+    const row = await doorCache.get(`${doorId}|${at.day}`, async () => (await access.doorContext(doorId, at.day)) ?? null);
     if (!row) return undefined;
     return {
       row,
@@ -126,6 +154,7 @@ export function createAccessService(deps: AccessDeps) {
       return site;
     },
     async createSchedule(siteId: string, input: unknown, by: Acting) {
+      doorCache.clear();
       const schedule = await access.insertSchedule({ site_id: siteId, ...scheduleSchema.parse(input) });
       await audit('access.schedule_created', 'success', by, null, { site_id: siteId, schedule_id: schedule.id });
       return schedule;
@@ -138,6 +167,7 @@ export function createAccessService(deps: AccessDeps) {
         twoFactorWindowsAllowed(schedule.windows as Window[], door);
       }
       const row = await access.insertDoor({ site_id: siteId, ...door });
+      doorCache.clear();
       await audit('access.door_created', 'success', by, null, { site_id: siteId, door_id: row.id });
       return row;
     },
@@ -147,6 +177,7 @@ export function createAccessService(deps: AccessDeps) {
       const exception = exceptionSchema.parse(input);
       twoFactorWindowsAllowed(exception.windows, door);
       await access.upsertException({ door_id: doorId, ...exception });
+      doorCache.clear();
       await audit('access.exception_set', 'success', by, null, { door_id: doorId, day: exception.day });
     },
     async createLevel(siteId: string, input: unknown, by: Acting) {
@@ -165,11 +196,17 @@ export function createAccessService(deps: AccessDeps) {
     async authenticateController(token: string) {
       const [id, secret] = token.split('.');
       if (!id || !secret || !z.string().uuid().safeParse(id).success) return undefined;
-      const row = await access.findController(id);
-      if (!row) return undefined;
-      return constantTimeEqual(crypto.createHash('sha256').update(secret).digest('base64url'), row.secret_hash) ? row : undefined;
+      // Cached under the hash of the whole token: a wrong secret never matches a cached entry.
+      const key = crypto.createHash('sha256').update(token).digest('base64url');
+      return (
+        (await controllerCache.get(key, async () => {
+          const row = await access.findController(id);
+          const ok = row && constantTimeEqual(crypto.createHash('sha256').update(secret).digest('base64url'), row.secret_hash);
+          return ok ? { id: row.id, site_id: row.site_id } : null;
+        })) ?? undefined
+      );
     },
-    doorSite: async (doorId: string) => (await access.findDoor(doorId))?.site_id,
+    doorSite: async (doorId: string) => (await doorSite(doorId))?.siteId,
     isSiteAdmin: (siteId: string, userId: string) => access.isSiteAdmin(siteId, userId),
     addSiteAdmin: (siteId: string, userId: string) => access.addSiteAdmin(siteId, userId),
 
@@ -240,10 +277,10 @@ export function createAccessService(deps: AccessDeps) {
         levelSchedules: holder.levels.map((l) => (l.windows as Window[] | null) ?? null),
         direction: input.direction as Direction,
       });
-      if (decision.result === 'code_required') {
-        await access.putPending({ door_id: input.door_id, user_id: holder.user_id, credential_id: holder.credential_id, expires_at: new Date(facts.now.getTime() + CODE_WINDOW_SECONDS * 1000) });
-      }
-      await recordDecision(input.door_id, decision, { credential_id: holder.credential_id, credential_kind: holder.kind, direction: input.direction }, holder.user_id);
+      const waiting = decision.result === 'code_required'
+        ? { put: { door_id: input.door_id, user_id: holder.user_id, credential_id: holder.credential_id, expires_at: new Date(facts.now.getTime() + CODE_WINDOW_SECONDS * 1000) } }
+        : null;
+      await recordDecision(input.door_id, decision, { credential_id: holder.credential_id, credential_kind: holder.kind, direction: input.direction }, holder.user_id, waiting);
       return decision;
     },
 
@@ -255,26 +292,21 @@ export function createAccessService(deps: AccessDeps) {
       const facts = await doorFacts(input.door_id);
       if (!facts) throw new AppError(404, 'door_not_found', 'no such door', 'door_id');
       const code = accessCodeSchema.safeParse(input.code);
-      const pending = await access.takePending(input.door_id);
-      const deny = async (reason: string, userId: string | null, extra: Record<string, unknown> = {}) => {
+      const pending = await access.pendingWithCode(input.door_id, code.success ? lookup(code.data) : null);
+      const deny = async (reason: string, userId: string | null, extra: Record<string, unknown> = {}, change: PendingChange = null) => {
         const decision: Decision = { result: 'deny', mode: pending ? 'card_and_code' : null, reason };
-        await recordDecision(input.door_id, decision, { entry: 'keypad', ...extra }, userId);
+        await recordDecision(input.door_id, decision, { entry: 'keypad', ...extra }, userId, change);
         return decision;
       };
       if (pending) {
-        if (pending.expires_at <= facts.now) {
-          await access.clearPending(input.door_id);
-          return deny('code_too_late', pending.user_id, { credential_id: pending.credential_id });
+        const card = { credential_id: pending.credential_id };
+        if (pending.expires_at <= facts.now) return deny('code_too_late', pending.user_id, card, { clear: input.door_id });
+        if (!pending.code_kind) {
+          const lastTry = pending.attempts + 1 >= MAX_KEYPAD_TRIES;
+          return deny('wrong_code', pending.user_id, card, lastTry ? { clear: input.door_id } : { bump: input.door_id });
         }
-        const match = code.success ? await access.findUserCode(pending.user_id, lookup(code.data)) : undefined;
-        if (!match) {
-          await access.countPendingAttempt(input.door_id);
-          if (pending.attempts + 1 >= MAX_KEYPAD_TRIES) await access.clearPending(input.door_id);
-          return deny('wrong_code', pending.user_id, { credential_id: pending.credential_id });
-        }
-        await access.clearPending(input.door_id);
         const decision: Decision = { result: 'grant', mode: 'card_and_code', reason: 'card_and_code_accepted' };
-        await recordDecision(input.door_id, decision, { entry: 'keypad', credential_id: pending.credential_id, code_kind: match.kind }, pending.user_id);
+        await recordDecision(input.door_id, decision, { entry: 'keypad', ...card, code_kind: pending.code_kind }, pending.user_id, { clear: input.door_id });
         return decision;
       }
       const mode = decideCredential({ door: facts.door, at: facts.at, credentialKind: 'card', userActive: true, levelSchedules: [null], direction: 'in' }).mode;

@@ -27,6 +27,96 @@ export interface CredentialRow {
   identifier: string;
 }
 
+export interface DecisionAudit {
+  subject_id: string | null;
+  outcome: string;
+  details: Record<string, unknown>;
+}
+
+export type PendingChange =
+  | { put: { door_id: string; user_id: string; credential_id: string; expires_at: Date } }
+  | { bump: string }
+  | { clear: string }
+  | null;
+
+interface QueuedDecision {
+  audit: DecisionAudit;
+  pending: PendingChange;
+  done: (error?: unknown) => void;
+}
+
+const doorOf = (change: Exclude<PendingChange, null>) => ('put' in change ? change.put.door_id : 'bump' in change ? change.bump : change.clear);
+
+/**
+ * Group commit for door decisions. A decision's writes (its audit row, and the change to its door's waiting card)
+ * join a queue; one transaction at a time writes everything queued so far and commits once. Each caller resolves
+ * only after the commit that holds its writes, so nothing is acknowledged before it is durable, while a busy site
+ * pays one disk flush for many decisions instead of one each.
+ */
+const WRITERS = 3;
+
+/** One decision alone: audit row and door change in one statement (one round trip, one commit). */
+function writeOne(db: Database, { audit, pending }: QueuedDecision) {
+  const auditSql = `insert into audit_events (action, outcome, subject_id, details) values ('door.decision', ?, ?, ?::jsonb)`;
+  const auditArgs = [audit.outcome, audit.subject_id, JSON.stringify(audit.details)];
+  if (!pending) return db.raw(auditSql, auditArgs);
+  if ('put' in pending) {
+    const p = pending.put;
+    return db.raw(
+      `with waiting as (insert into door_pending_codes (door_id, user_id, credential_id, attempts, expires_at) values (?, ?, ?, 0, ?)
+         on conflict (door_id) do update set user_id = excluded.user_id, credential_id = excluded.credential_id, attempts = 0, expires_at = excluded.expires_at)
+       ${auditSql}`,
+      [p.door_id, p.user_id, p.credential_id, p.expires_at, ...auditArgs],
+    );
+  }
+  const [sql, doorId] = 'bump' in pending
+    ? ['update door_pending_codes set attempts = attempts + 1 where door_id = ?', pending.bump]
+    : ['delete from door_pending_codes where door_id = ?', pending.clear];
+  return db.raw(`with waiting as (${sql}) ${auditSql}`, [doorId, ...auditArgs]);
+}
+
+function createDecisionWriter(db: Database) {
+  let queue: QueuedDecision[] = [];
+  let writers = 0;
+
+  async function drain() {
+    writers++;
+    while (queue.length) {
+      const batch = queue;
+      queue = [];
+      try {
+        if (batch.length === 1) await writeOne(db, batch[0]!);
+        else await db.transaction(async (trx) => {
+          // Per door, the last change in the batch wins: that is the order in which they happened.
+          const byDoor = new Map<string, Exclude<PendingChange, null>>();
+          for (const item of batch) if (item.pending) byDoor.set(doorOf(item.pending), item.pending);
+          const changes = [...byDoor.values()];
+          const puts = changes.flatMap((c) => ('put' in c ? [{ ...c.put, attempts: 0 }] : []));
+          const clears = changes.flatMap((c) => ('clear' in c ? [c.clear] : []));
+          const bumps = changes.flatMap((c) => ('bump' in c ? [c.bump] : []));
+          if (puts.length) await trx('door_pending_codes').insert(puts).onConflict('door_id').merge();
+          if (clears.length) await trx('door_pending_codes').whereIn('door_id', clears).delete();
+          if (bumps.length) await trx('door_pending_codes').whereIn('door_id', bumps).increment('attempts', 1);
+          await trx('audit_events').insert(
+            batch.map((item) => ({ action: 'door.decision', outcome: item.audit.outcome, subject_id: item.audit.subject_id, details: JSON.stringify(item.audit.details) })),
+          );
+        });
+        batch.forEach((item) => item.done());
+      } catch (error) {
+        batch.forEach((item) => item.done(error));
+      }
+    }
+    writers--;
+  }
+
+  // Up to WRITERS batches in flight: when all are busy, new decisions wait together for the next one.
+  return (audit: DecisionAudit, pending: PendingChange) =>
+    new Promise<void>((resolve, reject) => {
+      queue.push({ audit, pending, done: (error) => (error ? reject(error) : resolve()) });
+      if (writers < WRITERS) void drain();
+    });
+}
+
 /** Sites, doors, schedules, credentials and codes: the physical-access side of Latchkey. */
 export function createAccessQueries(db: Database) {
   return {
@@ -111,11 +201,16 @@ export function createAccessQueries(db: Database) {
     hasWebPin: async (userId: string, minLength: number) =>
       !!(await db('access_codes').where({ user_id: userId, kind: 'mfa' }).where('length', '>=', minLength).first()),
 
-    putPending: (row: { door_id: string; user_id: string; credential_id: string; expires_at: Date }) =>
-      db('door_pending_codes').insert({ ...row, attempts: 0 }).onConflict('door_id').merge(),
-    takePending: (doorId: string) => db('door_pending_codes').where({ door_id: doorId }).first() as Promise<{ door_id: string; user_id: string; credential_id: string; attempts: number; expires_at: Date } | undefined>,
-    countPendingAttempt: (doorId: string) => db('door_pending_codes').where({ door_id: doorId }).increment('attempts', 1),
-    clearPending: (doorId: string) => db('door_pending_codes').where({ door_id: doorId }).delete(),
+    recordDecision: createDecisionWriter(db),
+    /** The card waiting at this door, and whether `lookup` is one of its holder's codes (one round trip). */
+    pendingWithCode: async (doorId: string, lookup: string | null) => {
+      const result = await db.raw(
+        `select p.*, (select a.kind from access_codes a where a.user_id = p.user_id and a.code_lookup = ? limit 1) as code_kind
+           from door_pending_codes p where p.door_id = ?`,
+        [lookup ?? '', doorId],
+      );
+      return result.rows[0] as { door_id: string; user_id: string; credential_id: string; attempts: number; expires_at: Date; code_kind: 'mfa' | 'entry' | null } | undefined;
+    },
     listDecisions: (filter: { doorId?: string; userId?: string; limit?: number }) =>
       db('audit_events')
         .where({ action: 'door.decision' })

@@ -1,0 +1,151 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import knexFactory from 'knex';
+import { createAccessService } from '../src/access/service.js';
+import { connectDatabase } from '../src/db/connect.js';
+import { createQueries } from '../src/db/index.js';
+import { migrateToLatest } from '../src/db/migrate.js';
+import { PROJECT_ROOT } from '../src/paths.js';
+import { systemClock } from '../src/security/clock.js';
+import { accessCodeLookupKey, createSecretBox } from '../src/security/secret-box.js';
+import { startServerProcess } from '../test/helpers/process.js';
+
+/**
+ * Door decisions (card + code) against PostgreSQL, through the real server process over loopback, at a fixed
+ * arrival rate, beside the floor any decision stands on: a bare `SELECT 1` round trip through the same kind of pool.
+ */
+const RATE = Number(process.env.BENCH_DECISIONS_PER_SECOND ?? 500);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const DOORS = 64;
+const url = process.env.DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+const percentile = (values: number[], p: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+};
+
+/** Starts `task` at a fixed rate (open loop: a slow answer does not slow the arrivals) and times each run. */
+async function openLoop(rate: number, seconds: number, task: (i: number) => Promise<void>) {
+  const latencies: number[] = [];
+  let errors = 0;
+  const started = performance.now();
+  const total = rate * seconds;
+  const running: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = started + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    running.push(
+      (async () => {
+        const t0 = performance.now();
+        try {
+          await task(i);
+          latencies.push(performance.now() - t0);
+        } catch {
+          errors++;
+        }
+      })(),
+    );
+  }
+  await Promise.all(running);
+  const elapsed = (performance.now() - started) / 1000;
+  return { completed: latencies.length, errors, perSecond: latencies.length / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+}
+
+export async function benchDoorDecisions() {
+  const schema = `bench_${crypto.randomBytes(4).toString('hex')}`;
+  const admin = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 1 } });
+  await admin.raw('create schema ??', [schema]);
+  const db = connectDatabase({ url, searchPath: schema, poolMax: 10 });
+  const masterKey = crypto.randomBytes(32);
+  let server: Awaited<ReturnType<typeof startServerProcess>> | undefined;
+  try {
+    await migrateToLatest(db);
+    const queries = createQueries(db);
+    const access = createAccessService({ queries, box: createSecretBox(masterKey), clock: systemClock, lookupKey: accessCodeLookupKey(masterKey) });
+    const by = { actorId: null };
+    const site = await access.createSite({ name: 'Bench', time_zone: 'Asia/Seoul' }, by);
+    const schedule = await access.createSchedule(site.id, { name: '2FA', windows: [{ start: 0, end: 1440, mode: 'card_and_code' }] }, by);
+    const doors: Array<{ id: string }> = [];
+    for (let i = 0; i < DOORS; i++) doors.push(await access.createDoor(site.id, { name: `Door ${i}`, has_keypad: true, schedule_id: schedule.id }, by));
+    const users: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const user = await queries.users.insert({ email: `bench-${i}@example.test`, name: `Bench ${i}`, passwordHash: null });
+      await access.addCredential(user.id, { kind: 'card', identifier: `BENCH-${i}` }, by);
+      await access.addMfaCode(user.id, { code: String(100000 + i) }, by);
+      users.push(i);
+    }
+    await access.createLevel(site.id, { name: 'All', door_ids: doors.map((d) => d.id), user_ids: (await db('users').pluck('id')) as string[] }, by);
+    const { token } = await access.createController(site.id, 'Bench controller', by);
+
+    server = await startServerProcess({ DATABASE_URL: `${url}${url.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`, LATCHKEY_MASTER_KEY: masterKey.toString('hex'), LOG_LEVEL: 'error', LATCHKEY_MIGRATE_ON_START: 'false' });
+    // Plain http.request on a keep-alive agent, like a controller's client: fetch costs the load generator more CPU
+    // than the server spends answering.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: DOORS });
+    const target = new URL(server.url);
+    const post = (route: string, body: unknown) =>
+      new Promise<{ result?: string }>((resolve, reject) => {
+        const payload = JSON.stringify(body);
+        const request = http.request(
+          { agent, host: target.hostname, port: target.port, method: 'POST', path: `/api/access/v1/${route}`, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } },
+          (response) => {
+            let text = '';
+            response.on('data', (chunk) => (text += chunk));
+            response.on('end', () => (response.statusCode === 200 ? resolve(JSON.parse(text)) : reject(new Error(`HTTP ${response.statusCode}`))));
+          },
+        );
+        request.on('error', reject);
+        request.end(payload);
+      });
+    // Each door serves one person at a time, as a real reader does: card, then that person's code.
+    const doorQueue = doors.map(() => Promise.resolve());
+    const decision = (i: number) => {
+      const door = doors[i % DOORS]!;
+      const person = i % users.length;
+      const run = doorQueue[i % DOORS]!.then(async () => {
+        const card = await post('credential', { door_id: door.id, credential: `BENCH-${person}` });
+        if (card.result !== 'code_required') throw new Error(`card: ${card.result}`);
+        const code = await post('keypad', { door_id: door.id, code: String(100000 + person) });
+        if (code.result !== 'grant') throw new Error(`code: ${code.result}`);
+      });
+      doorQueue[i % DOORS] = run.catch(() => undefined);
+      return run;
+    };
+    if (process.env.BENCH_QUERY_TIMES) {
+      const started = new Map<string, number>();
+      const spent = new Map<string, number[]>();
+      db.on('query', (q: { __knexQueryUid: string }) => started.set(q.__knexQueryUid, performance.now()));
+      db.on('query-response', (_r: unknown, q: { __knexQueryUid: string; sql: string }) => {
+        const key = q.sql.replace(/\s+/g, ' ').slice(0, 60);
+        spent.set(key, [...(spent.get(key) ?? []), performance.now() - started.get(q.__knexQueryUid)!]);
+      });
+      const t0 = performance.now();
+      for (let i = 0; i < 200; i++) {
+        await access.presentCredential({ door_id: doors[1]!.id, credential: `BENCH-${i}`, direction: 'in' });
+        await access.enterCode({ door_id: doors[1]!.id, code: String(100000 + i) });
+      }
+      // Diagnostics: the decision without HTTP, and what each of its queries costs.
+      console.log('in-process decision', ((performance.now() - t0) / 200).toFixed(2), 'ms');
+      for (const [sql, times] of spent) console.log(`${(times.reduce((a, b) => a + b, 0) / times.length).toFixed(2)} ms x${times.length}  ${sql}`);
+    }
+    await openLoop(100, 2, decision); // warm-up
+    const baseline = await openLoop(RATE, SECONDS, async () => {
+      await db.raw('select 1');
+    });
+    const decisions = await openLoop(RATE, SECONDS, decision);
+    return { rate: RATE, seconds: SECONDS, baseline, decisions };
+  } finally {
+    await server?.stop();
+    await db.destroy();
+    await admin.raw('drop schema ?? cascade', [schema]);
+    await admin.destroy();
+  }
+}
+
+export function writeResults(results: Record<string, unknown>) {
+  const dir = path.join(PROJECT_ROOT, 'bench', 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'latest.json'), `${JSON.stringify({ measuredAt: new Date().toISOString(), ...results }, null, 2)}\n`);
+}
