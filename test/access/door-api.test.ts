@@ -96,6 +96,19 @@ describe('card + code entry, as a door controller asks', () => {
     expect((await api('PUT', `/api/admin/access/doors/${plain.id}/exceptions`, admin, { day: today, windows: allDay('card_and_code') })).status).toBe(400);
   });
 
+  test('decisions arriving together are committed together, each audited exactly once', async () => {
+    const people = await Promise.all(Array.from({ length: 6 }, () => cardholder(['3917'])));
+    const doors = await Promise.all(
+      people.map(async (_p, i) => ((await api('POST', `/api/admin/access/sites/${site.id}/doors`, admin, { name: `Gate ${i}`, has_keypad: true, schedule_id: null })).json as unknown as { id: string }).id),
+    );
+    await Promise.all(people.map((p, i) => api('POST', `/api/admin/access/sites/${site.id}/levels`, admin, { name: `gate-${i}`, door_ids: [doors[i]], user_ids: [p.user.id] })));
+    const before = Number((await server.database.db('audit_events').where({ action: 'door.decision' }).count({ n: '*' }).first())!.n);
+    const answers = await Promise.all(Array.from({ length: 60 }, (_v, i) => scan(people[i % 6]!.card, 'in', doors[i % 6]!)));
+    expect(answers.every((a) => a.json.result === 'grant')).toBe(true);
+    const after = Number((await server.database.db('audit_events').where({ action: 'door.decision' }).count({ n: '*' }).first())!.n);
+    expect(after - before).toBe(60);
+  });
+
   test('controllers authenticate, and ask only about their own site', async () => {
     expect((await api('POST', '/api/access/v1/credential', undefined, { door_id: twoFactor.id, credential: 'x' })).status).toBe(401);
     expect((await api('POST', '/api/access/v1/credential', `${controller.token.split('.')[0]}.wrong-secret-value`, { door_id: twoFactor.id, credential: 'x' })).status).toBe(401);
