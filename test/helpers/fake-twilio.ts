@@ -30,7 +30,12 @@ function nullableToJsonSchema(node: unknown): unknown {
 function compileValidators() {
   const ajv = new Ajv({ strict: false, allErrors: true, coerceTypes: false });
   addFormats(ajv);
+  // Twilio's own formats, so that they are checked rather than ignored.
   ajv.addFormat('phone-number', /^\+[1-9]\d{1,14}$/);
+  ajv.addFormat('date-time-rfc-2822', /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} [+-]\d{4}$/);
+  ajv.addFormat('currency', /^[A-Z]{3}$/);
+  // JSON Schema formats check strings only; `uri-map` annotates an object, whose shape its schema checks.
+  ajv.addFormat('uri-map', true);
   ajv.addSchema({ $id: 'twilio', components: nullableToJsonSchema(spec.components) });
   const withRoot = (schema: unknown) =>
     JSON.parse(JSON.stringify(nullableToJsonSchema(schema)).replaceAll('"#/components/', '"twilio#/components/'));
