@@ -1,5 +1,5 @@
 import { type Config, ConfigError, loadConfig } from './config/index.js';
-import { connectDatabase, type Database } from './db/connect.js';
+import { connectDatabase, type Database, DatabaseInUseError } from './db/connect.js';
 import { migrateToLatest } from './db/migrate.js';
 import { createLogger, type Logger } from './logger.js';
 import { resolveMasterKey } from './security/master-key.js';
@@ -26,7 +26,14 @@ export async function boot(options: { migrate?: boolean } = {}): Promise<Booted>
   const logger = createLogger(config);
   const master = resolveMasterKey(config);
   if (master.generatedAt) logger.warn({ file: master.generatedAt }, 'generated a master key for development: back it up, or set LATCHKEY_MASTER_KEY');
-  const db = connectDatabase({ url: config.database.url, poolMax: config.database.poolMax, dataDir: config.database.dataDir });
+  let db: Database;
+  try {
+    db = connectDatabase({ url: config.database.url, poolMax: config.database.poolMax, dataDir: config.database.dataDir });
+  } catch (error) {
+    if (!(error instanceof DatabaseInUseError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exit(75); // EX_TEMPFAIL: try again once the other process has stopped
+  }
   if (options.migrate ?? config.migrateOnStart) {
     const applied = await migrateToLatest(db);
     if (applied.length) logger.info({ applied }, 'migrations applied');

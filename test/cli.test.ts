@@ -38,6 +38,16 @@ describe('the latchkey CLI', () => {
     expect(cli('frobnicate').code).toBe(64);
   });
 
+  // On PostgreSQL any number of processes share the database.
+  (onRealPostgres ? test.skip : test)('refuses, saying why, to open an embedded database another process holds', () => {
+    fs.mkdirSync(dataDir, { recursive: true });
+    fs.writeFileSync(path.join(dataDir, 'latchkey.lock'), String(process.pid));
+    const refused = cli('client', 'list');
+    fs.rmSync(path.join(dataDir, 'latchkey.lock'));
+    expect(refused.code).toBe(75);
+    expect(refused.err).toContain(`in use by process ${process.pid}`);
+  });
+
   test('registers a client, refuses a bad one naming the field, and administers MFA', () => {
     const bad = cli('client', 'create', '--name', 'Bad', '--redirect-uri', 'http://evil.example/cb');
     expect(bad.code).toBe(1);

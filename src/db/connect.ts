@@ -3,7 +3,7 @@ import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import ClientPgLite from 'knex-pglite';
 import pg from 'pg';
-import type { PGlite } from '@electric-sql/pglite';
+import { PGlite } from '@electric-sql/pglite';
 
 export type Database = Knex;
 
@@ -38,6 +38,52 @@ export interface DatabaseOptions {
   searchPath?: string;
 }
 
+export class DatabaseInUseError extends Error {
+  constructor(dir: string, pid: number) {
+    super(
+      `the embedded database in ${dir} is in use by process ${pid} (is \`npm start\` running?). ` +
+        'PGlite serves one process at a time: stop that process first, or use PostgreSQL (DATABASE_URL).',
+    );
+    this.name = 'DatabaseInUseError';
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * PGlite keeps the whole database in one process's memory: a second process on the same directory would neither see
+ * the first one's writes nor keep its own safely. The directory is held with a PID lock file; a lock left by a
+ * process that is gone is taken over.
+ */
+function lockDataDir(dir: string): () => void {
+  const lock = path.join(dir, 'latchkey.lock');
+  for (;;) {
+    try {
+      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const holder = Number(fs.readFileSync(lock, 'utf8'));
+      if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) throw new DatabaseInUseError(dir, holder);
+      fs.rmSync(lock, { force: true });
+    }
+  }
+  let held = true;
+  const release = () => {
+    if (held && fs.existsSync(lock) && fs.readFileSync(lock, 'utf8') === String(process.pid)) fs.rmSync(lock, { force: true });
+    held = false;
+  };
+  process.once('exit', release);
+  return release;
+}
+
 export function connectDatabase(options: DatabaseOptions): Database {
   if (options.url) {
     return knexFactory({
@@ -57,10 +103,19 @@ export function connectDatabase(options: DatabaseOptions): Database {
     const instance = options.pglite;
     return knexFactory({ client: PGliteClient as never, dialect: 'postgres', connection: () => ({ pglite: instance }) as object });
   }
-  if (options.dataDir) fs.mkdirSync(path.resolve(options.dataDir), { recursive: true });
-  return knexFactory({
-    client: PGliteClient as never,
-    dialect: 'postgres',
-    connection: options.dataDir ? { filename: path.resolve(options.dataDir, 'pgdata') } : {},
-  });
+  if (!options.dataDir) return knexFactory({ client: PGliteClient as never, dialect: 'postgres', connection: {} });
+  const dir = path.resolve(options.dataDir);
+  fs.mkdirSync(dir, { recursive: true });
+  const release = lockDataDir(dir);
+  const pglite = new PGlite(path.join(dir, 'pgdata'));
+  const close = pglite.close.bind(pglite);
+  // The lock goes with the database: released when knex closes it (or when the process exits).
+  pglite.close = async () => {
+    try {
+      await close();
+    } finally {
+      release();
+    }
+  };
+  return connectDatabase({ pglite });
 }
