@@ -9,6 +9,7 @@ import { createQueries } from '../src/db/index.js';
 import { migrateToLatest } from '../src/db/migrate.js';
 import { PROJECT_ROOT } from '../src/paths.js';
 import { systemClock } from '../src/security/clock.js';
+import { createThrottle } from '../src/security/throttle.js';
 import { accessCodeLookupKey, createSecretBox } from '../src/security/secret-box.js';
 import { startServerProcess } from '../test/helpers/process.js';
 
@@ -64,7 +65,7 @@ export async function benchDoorDecisions() {
   try {
     await migrateToLatest(db);
     const queries = createQueries(db);
-    const access = createAccessService({ queries, box: createSecretBox(masterKey), clock: systemClock, lookupKey: accessCodeLookupKey(masterKey) });
+    const access = createAccessService({ queries, box: createSecretBox(masterKey), clock: systemClock, lookupKey: accessCodeLookupKey(masterKey), throttle: createThrottle(queries, systemClock) });
     const by = { actorId: null };
     const site = await access.createSite({ name: 'Bench', time_zone: 'Asia/Seoul' }, by);
     const schedule = await access.createSchedule(site.id, { name: '2FA', windows: [{ start: 0, end: 1440, mode: 'card_and_code' }] }, by);

@@ -65,7 +65,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
 
   const factorDeps = { queries, box, clock, issuerName: config.issuerName };
   const sentCodeDeps = { ...factorDeps, throttle, limits: config.sentCodes, hashKey: sentCodeHashKey(options.masterKey) };
-  const access = createAccessService({ queries, box, clock, lookupKey: accessCodeLookupKey(options.masterKey) });
+  const access = createAccessService({ queries, box, clock, lookupKey: accessCodeLookupKey(options.masterKey), throttle });
   // A factor whose messages cannot be delivered is not offered at all.
   const available: Record<string, (() => Factor) | undefined> = {
     totp: () => createTotpFactor(factorDeps, config.totp),

@@ -4,6 +4,7 @@ import type { AccessCodeRow, PendingChange } from '../db/access.js';
 import type { Queries } from '../db/index.js';
 import { AppError } from '../errors.js';
 import type { Clock } from '../security/clock.js';
+import type { Throttle } from '../security/throttle.js';
 import { constantTimeEqual, type SecretBox } from '../security/secret-box.js';
 import { accessCodeSchema, codeLookup, generateAccessCode, isTrivialCode } from './codes.js';
 import { type Decision, decideCredential, type Direction, twoFactorAllowed, type Window, windowsSchema } from './decide.js';
@@ -18,7 +19,13 @@ export interface AccessDeps {
   box: SecretBox;
   clock: Clock;
   lookupKey: Buffer;
+  throttle: Throttle;
 }
+
+// A card gets 3 tries per scan, and scans are free: without this a stolen card could guess its code at leisure.
+const WRONG_CODES_PER_CREDENTIAL = 10;
+const CREDENTIAL_LOCK_SECONDS = 3600;
+export const credentialThrottleKey = (credentialId: string) => `door:credential:${credentialId}`;
 
 export interface Acting {
   actorId: string | null;
@@ -269,7 +276,8 @@ export function createAccessService(deps: AccessDeps) {
         await recordDecision(input.door_id, decision, { credential: input.credential.slice(0, 64), direction: input.direction }, null);
         return decision;
       }
-      const decision = decideCredential({
+      const locked = holder.locked_until !== null && holder.locked_until > facts.now;
+      const decision: Decision = locked ? { result: 'deny', mode: null, reason: 'credential_locked' } : decideCredential({
         door: facts.door,
         at: facts.at,
         credentialKind: holder.kind,
@@ -302,6 +310,7 @@ export function createAccessService(deps: AccessDeps) {
         const card = { credential_id: pending.credential_id };
         if (pending.expires_at <= facts.now) return deny('code_too_late', pending.user_id, card, { clear: input.door_id });
         if (!pending.code_kind) {
+          await deps.throttle.recordFailure({ key: credentialThrottleKey(pending.credential_id), limit: WRONG_CODES_PER_CREDENTIAL, windowSeconds: CREDENTIAL_LOCK_SECONDS, baseLockSeconds: CREDENTIAL_LOCK_SECONDS });
           const lastTry = pending.attempts + 1 >= MAX_KEYPAD_TRIES;
           return deny('wrong_code', pending.user_id, card, lastTry ? { clear: input.door_id } : { bump: input.door_id });
         }

@@ -157,17 +157,20 @@ export function createAccessQueries(db: Database) {
     /** The credential, its user, and the schedules of the user's levels that include this door. */
     credentialContext: async (identifier: string, doorId: string) => {
       const result = await db.raw(
-        `select c.id as credential_id, c.kind, c.user_id, u.status,
+        `select c.id as credential_id, c.kind, c.user_id, u.status, t.locked_until,
                 coalesce(json_agg(json_build_object('windows', ls.windows)) filter (where l.id is not null), '[]') as levels
            from access_credentials c join users u on u.id = c.user_id
+           left join throttle_counters t on t.key = 'door:credential:' || c.id::text
            left join access_level_users lu on lu.user_id = c.user_id
            left join access_levels l on l.id = lu.level_id and exists (select 1 from access_level_doors ld where ld.level_id = l.id and ld.door_id = ?)
            left join door_schedules ls on ls.id = l.schedule_id
           where c.identifier = ?
-          group by c.id, u.status`,
+          group by c.id, u.status, t.locked_until`,
         [doorId, identifier],
       );
-      return result.rows[0] as { credential_id: string; kind: 'card' | 'nfc' | 'ble'; user_id: string; status: string; levels: Array<{ windows: unknown }> } | undefined;
+      return result.rows[0] as
+        | { credential_id: string; kind: 'card' | 'nfc' | 'ble'; user_id: string; status: string; locked_until: Date | null; levels: Array<{ windows: unknown }> }
+        | undefined;
     },
     levelsOf: async (userId: string, doorId: string) => {
       const result = await db.raw(

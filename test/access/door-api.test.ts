@@ -58,6 +58,21 @@ describe('card + code entry, as a door controller asks', () => {
     expect((await keypad('2580')).json).toMatchObject({ result: 'deny', reason: 'code_too_late' });
   });
 
+  test('wrong codes lock the card for an hour, whichever scans they come after', async () => {
+    const person = await cardholder(['6031']);
+    for (let scanNo = 0; scanNo < 4; scanNo++) {
+      expect((await scan(person.card)).json).toMatchObject({ result: 'code_required' });
+      for (let i = 0; i < (scanNo === 3 ? 1 : 3); i++) expect((await keypad('7777')).json).toMatchObject({ result: 'deny', reason: 'wrong_code' });
+    }
+    // Ten wrong codes: even the right one is no use now, until the hour is over.
+    expect((await scan(person.card)).json).toMatchObject({ result: 'deny', reason: 'credential_locked' });
+    clock.advance(3601);
+    expect((await scan(person.card)).json).toMatchObject({ result: 'code_required' });
+    expect((await keypad('6031')).json).toMatchObject({ result: 'grant' });
+    // An hour later the admin's access token has expired too: the tests that follow need a fresh one.
+    admin = (await anAdmin(server.latchkey, server.url, ['super_admin'])).token;
+  });
+
   test('leaving through an in/out door needs no code; NFC acts as a card; Bluetooth does not', async () => {
     const person = await cardholder();
     expect((await scan(person.card, 'out')).json).toMatchObject({ result: 'grant', reason: 'exit_without_code' });
