@@ -140,7 +140,6 @@ export function createAccessService(deps: AccessDeps) {
     const row = await doorCache.get(`${doorId}|${at.day}`, async () => (await access.doorContext(doorId, at.day)) ?? null);
     if (!row) return undefined;
     return {
-      row,
       at,
       now,
       door: {

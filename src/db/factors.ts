@@ -41,7 +41,6 @@ export function createFactorQueries(db: Database) {
         .where({ id })
         .andWhere((w) => w.whereNull('last_used_step').orWhere('last_used_step', '<', step))
         .update({ last_used_step: step, last_used_at: now })) === 1,
-    touch: (id: string, now: Date) => factors().where({ id }).update({ last_used_at: now }),
     remove: (userId: string, id: string) => factors().where({ user_id: userId, id }).delete(),
     removeAll: (userId: string) => factors().where({ user_id: userId }).delete(),
     purgePending: (now: Date) => factors().whereNull('confirmed_at').where('pending_expires_at', '<=', now).delete(),
