@@ -76,6 +76,23 @@ describe('text-message codes through the Twilio SDK', () => {
     expect(await server.database.db('user_factors').where({ user_id: user.id })).toHaveLength(0);
   });
 
+  test('when a code cannot be sent at sign-in, the user is told why and offered the other methods', async () => {
+    const user = await aUser(server.latchkey);
+    const { agent, page } = await enrolPhone(user, '+82 10 5555 0101');
+    await agent.submit(page, '', { code: twilio.lastCodeTo('+821055550101') });
+    twilio.invalidNumbers.add('+821055550101');
+
+    const client = await aClient(server.latchkey);
+    const config = await relyingParty(server.url, client.clientId, client.clientSecret);
+    const login = await startLogin(config);
+    const mfaPage = await signInWithPassword(login, user.email, user.password);
+    const failed = await login.agent.submit(mfaPage, '/mfa/send');
+    expect(failed.status).toBe(502);
+    expect(failed.html).toContain("We couldn&#39;t send the code");
+    expect(failed.html).toContain('is not a valid phone number');
+    expect(failed.html).toContain('?method=recovery');
+  });
+
   test('a number without a country code, or not a phone number, is refused naming the field', async () => {
     const user = await aUser(server.latchkey);
     const before = twilio.received.length;
