@@ -162,7 +162,6 @@ export async function createLatchkey(options: LatchkeyOptions) {
     clients,
     providers,
     mfa,
-    registry,
     notifier,
     access,
     hasher,
