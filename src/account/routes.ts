@@ -3,9 +3,10 @@ import type { Context } from 'koa';
 import QRCode from 'qrcode';
 import { z } from 'zod';
 import type { ConsoleSession } from '../console/koa-console-session.js';
+import { createConsolePage } from '../console/page.js';
 import type { UserRow } from '../db/users.js';
 import { AppError } from '../errors.js';
-import { pickLocale, type Locale } from '../i18n.js';
+import type { Locale } from '../i18n.js';
 import { authenticateWithPassword, type PasswordLoginDeps } from '../interactions/password-login.js';
 import type { MfaService } from '../mfa/service.js';
 import type { PageRenderer } from '../render.js';
@@ -32,17 +33,7 @@ export function createAccountRouter(deps: AccountDeps) {
   const { mfa, clock } = deps;
   const router = new Router({ prefix: '/account' });
 
-  const localeOf = (ctx: Context, user: UserRow): Locale =>
-    pickLocale({ uiLocales: ctx.query.ui_locales, accountLocale: user.locale, acceptsLanguages: (...l) => ctx.acceptsLanguages(...l), fallback: deps.defaultLocale });
-
-  const page = (ctx: Context, template: string, data: Record<string, unknown>, status = 200) => {
-    const user = ctx.state.user!;
-    const locale = localeOf(ctx, user);
-    ctx.state.locale = locale;
-    ctx.status = status;
-    ctx.type = 'html';
-    ctx.body = deps.renderer.render(template, locale, { ...data, csrf: ctx.state.csrf, me: { email: user.email, name: user.name, roles: user.roles } });
-  };
+  const page = createConsolePage(deps.renderer, deps.defaultLocale);
 
   const actor = (ctx: Context) => ({ actorId: ctx.state.user!.id, ip: ctx.ip, userAgent: ctx.get('user-agent') });
 

@@ -2,10 +2,11 @@ import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { z } from 'zod';
 import type { ConsoleSession } from '../console/koa-console-session.js';
+import { createConsolePage } from '../console/page.js';
 import type { Queries } from '../db/index.js';
 import type { UserRow } from '../db/users.js';
 import { AppError } from '../errors.js';
-import { pickLocale, type Locale } from '../i18n.js';
+import type { Locale } from '../i18n.js';
 import type { MfaService } from '../mfa/service.js';
 import type { ProviderHolder } from '../oidc/provider-holder.js';
 import type { PageRenderer } from '../render.js';
@@ -25,12 +26,6 @@ export const enforcementSchema = z.object({ enabled: z.boolean({ message: 'expec
 const enforcementFormSchema = z.object({ enforce: z.literal('on').optional(), version: z.coerce.number().int().min(0) });
 const searchSchema = z.object({ q: z.string().trim().max(320).default('') });
 const userIdSchema = z.string().uuid({ message: 'expected a user id' });
-
-/** Problem details (RFC 9457) for zod errors, naming the field. */
-function badRequest(error: z.ZodError): AppError {
-  const issue = error.issues[0]!;
-  return new AppError(400, 'invalid_request', `${issue.path.join('.') || 'body'}: ${issue.message}`, issue.path.join('.') || undefined);
-}
 
 /**
  * The admin API accepts access tokens only from clients registered for it (`latchkey_admin_api`), and acts with
@@ -78,14 +73,7 @@ export function createAdminRouter(deps: AdminDeps) {
   };
 
   const pages = new Router({ prefix: '/admin' });
-  const page = (ctx: Context, template: string, data: Record<string, unknown>, status = 200) => {
-    const user = ctx.state.user!;
-    const locale = pickLocale({ uiLocales: ctx.query.ui_locales, accountLocale: user.locale, acceptsLanguages: (...l) => ctx.acceptsLanguages(...l), fallback: deps.defaultLocale });
-    ctx.state.locale = locale;
-    ctx.status = status;
-    ctx.type = 'html';
-    ctx.body = deps.renderer.render(template, locale, { ...data, csrf: ctx.state.csrf, me: { email: user.email, roles: user.roles } });
-  };
+  const page = createConsolePage(deps.renderer, deps.defaultLocale);
   pages.use(parseBody(), csrf(), deps.console.requireUser, deps.console.requireRole('super_admin'), async (ctx, next) => {
     ctx.set('cache-control', 'no-store');
     await next();
@@ -105,9 +93,9 @@ export function createAdminRouter(deps: AdminDeps) {
   });
 
   pages.post('/settings/mfa', async (ctx) => {
-    const form = enforcementFormSchema.safeParse(ctx.request.body);
-    if (!form.success) throw badRequest(form.error);
-    const saved = await mfa.setEnforcement(form.data.enforce === 'on', actor(ctx), form.data.version);
+    // A bad form is a ZodError: the error handler answers 400 naming the field.
+    const form = enforcementFormSchema.parse(ctx.request.body);
+    const saved = await mfa.setEnforcement(form.enforce === 'on', actor(ctx), form.version);
     ctx.redirect(saved ? '/admin?notice=settings_saved' : '/admin?notice=settings_conflict');
   });
 
@@ -132,12 +120,11 @@ export function createAdminRouter(deps: AdminDeps) {
   });
 
   api.put('/settings/enforce-mfa', async (ctx) => {
-    const body = enforcementSchema.safeParse(ctx.request.body);
-    if (!body.success) throw badRequest(body.error);
+    const body = enforcementSchema.parse(ctx.request.body);
     const ifMatch = ctx.get('if-match').replace(/"/g, '');
     const expected = ifMatch ? Number(ifMatch) : undefined;
     if (ifMatch && !Number.isInteger(expected)) throw new AppError(400, 'invalid_request', 'If-Match must be an ETag from GET', 'If-Match');
-    const saved = await mfa.setEnforcement(body.data.enabled, actor(ctx), expected);
+    const saved = await mfa.setEnforcement(body.enabled, actor(ctx), expected);
     if (!saved) throw new AppError(412, 'precondition_failed', 'the setting changed since it was read');
     ctx.set('etag', `"${saved.version}"`);
     ctx.body = { enabled: saved.enabled };

@@ -8,7 +8,7 @@ import type { UserRow } from '../db/users.js';
 import { AppError } from '../errors.js';
 import { pickLocale, type Locale } from '../i18n.js';
 import { ACR } from '../mfa/policy.js';
-import { MAX_FAILURES_PER_SIGN_IN, type MfaService, RECOVERY_METHOD_ID } from '../mfa/service.js';
+import { MAX_FAILURES_PER_SIGN_IN, type Method, type MfaService, RECOVERY_METHOD_ID } from '../mfa/service.js';
 import type { ProviderHolder } from '../oidc/provider-holder.js';
 import { TOKEN_TTL } from '../oidc/provider.js';
 import type { PageRenderer } from '../render.js';
@@ -101,8 +101,9 @@ export function createInteractionRouter(deps: InteractionDeps) {
     error?: string,
     status = 200,
     sent?: { notice?: string; detail?: string; retryAfterSeconds?: number },
+    listed?: Method[],
   ) => {
-    const methods = await mfa.methodsFor(user);
+    const methods = listed ?? (await mfa.methodsFor(user));
     const requested = typeof ctx.query.method === 'string' ? ctx.query.method : undefined;
     const chosenId = requested === RECOVERY_METHOD_ID || methods.some((m) => m.id === requested) ? requested : methods[0]?.id;
     const chosen = methods.find((m) => m.id === chosenId);
@@ -157,7 +158,8 @@ export function createInteractionRouter(deps: InteractionDeps) {
     }
     if (!current) return page(ctx, 'login', locale, { clientName, email: interaction.params.login_hint ?? '' });
     if (current.progress.verified_amr) return page(ctx, 'mfa-continue', locale, {});
-    if ((await mfa.methodsFor(current.user)).length > 0) return renderSecondFactor(ctx, locale, clientName, current.user);
+    const methods = await mfa.methodsFor(current.user);
+    if (methods.length > 0) return renderSecondFactor(ctx, locale, clientName, current.user, undefined, 200, undefined, methods);
 
     let pendingId = current.progress.pending_factor_id;
     if (!pendingId || !(await mfa.pendingEnrolment(current.user, pendingId))) {

@@ -1,0 +1,18 @@
+import type { Context } from 'koa';
+import { type Locale, pickLocale } from '../i18n.js';
+import type { PageRenderer } from '../render.js';
+
+/**
+ * A page of the account or admin console, for its signed-in user: in the language they asked for (`ui_locales`),
+ * their account's, or their browser's, with the form token and who they are.
+ */
+export function createConsolePage(renderer: PageRenderer, defaultLocale: Locale) {
+  return (ctx: Context, template: string, data: Record<string, unknown>, status = 200) => {
+    const user = ctx.state.user!;
+    const locale = pickLocale({ uiLocales: ctx.query.ui_locales, accountLocale: user.locale, acceptsLanguages: (...l) => ctx.acceptsLanguages(...l), fallback: defaultLocale });
+    ctx.state.locale = locale;
+    ctx.status = status;
+    ctx.type = 'html';
+    ctx.body = renderer.render(template, locale, { ...data, csrf: ctx.state.csrf, me: { email: user.email, name: user.name, roles: user.roles } });
+  };
+}
