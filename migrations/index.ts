@@ -3,6 +3,7 @@ import * as foundation from './001-foundation.js';
 import * as mfa from './002-mfa.js';
 import * as sentCodes from './003-sent-codes.js';
 import * as access from './004-access.js';
+import * as admin from './005-admin.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -15,4 +16,5 @@ export const migrations: ReadonlyArray<readonly [name: string, migration: Migrat
   ['002-mfa', mfa],
   ['003-sent-codes', sentCodes],
   ['004-access', access],
+  ['005-admin', admin],
 ];

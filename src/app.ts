@@ -4,6 +4,7 @@ import Koa from 'koa';
 import type { Config } from './config/index.js';
 import type { Database } from './db/connect.js';
 import { createQueries } from './db/index.js';
+import { createSettingsStore, settingDefaults } from './config/settings.js';
 import { createInteractionRouter } from './interactions/routes.js';
 import { errorHandler } from './koa-errors.js';
 import { requestLog } from './koa-request-log.js';
@@ -33,7 +34,8 @@ import { createConsoleSession } from './console/koa-console-session.js';
 import { createAccountRouter } from './account/routes.js';
 import { createAdminRouter } from './admin/routes.js';
 import { createAccessService } from './access/service.js';
-import { createAccessRouters } from './access/routes.js';
+import { createControllerRouter } from './access/routes.js';
+import { createAdminApi } from './admin/api/index.js';
 import { createPinFactor } from './mfa/factors/pin/index.js';
 
 export interface LatchkeyOptions {
@@ -53,6 +55,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
   const { config, db, logger } = options;
   const clock = options.clock ?? systemClock;
   const queries = createQueries(db);
+  const settings = createSettingsStore(queries, settingDefaults(config));
   const box = createSecretBox(options.masterKey);
   const renderer = createPageRenderer();
   const clients = createClientStore(queries, box);
@@ -84,7 +87,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
     throttle,
     notifier,
     recovery: { queries, clock, hashKey: recoveryCodeHashKey(options.masterKey) },
-    limits: config.mfa,
+    settings,
   });
   await ensureConsoleClient(clients, config.issuer);
 
@@ -134,7 +137,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
       await next();
     }
   });
-  const passwordLogin = { queries, hasher, throttle, limits: config.loginThrottle };
+  const passwordLogin = { queries, hasher, throttle, settings };
   const consoleSession = createConsoleSession({ providers, queries, issuer: config.issuer });
   app.use(async (ctx, next) => (ctx.path === CONSOLE_CALLBACK_PATH ? consoleSession.callback(ctx, next) : next()));
   const interactions = createInteractionRouter({
@@ -148,12 +151,11 @@ export async function createLatchkey(options: LatchkeyOptions) {
   });
   app.use(interactions.routes());
   app.use(createAccountRouter({ console: consoleSession, mfa, renderer, passwordLogin, clock, defaultLocale: config.defaultLocale }).routes());
-  const admin = createAdminRouter({ console: consoleSession, providers, queries, mfa, renderer, defaultLocale: config.defaultLocale });
-  app.use(admin.pages.routes());
-  app.use(admin.api.routes());
-  const accessRouters = createAccessRouters({ access, providers, queries, box });
-  app.use(accessRouters.controllers.routes());
-  app.use(accessRouters.admin.routes());
+  app.use(createAdminRouter({ console: consoleSession, queries, mfa, renderer, defaultLocale: config.defaultLocale }).routes());
+  const people = { queries, hasher, settings, notifier, clock, issuer: config.issuer };
+  const adminApi = createAdminApi({ ...people, mfa, providers, clients, access, box, builtFactors: registry.factors.map((f) => f.id) });
+  app.use(adminApi.router.routes());
+  app.use(createControllerRouter({ access }).routes());
   app.use(providers.middleware);
 
   return {
@@ -164,6 +166,8 @@ export async function createLatchkey(options: LatchkeyOptions) {
     mfa,
     notifier,
     access,
+    settings,
+    adminApi,
     hasher,
     box,
     clock,

@@ -50,7 +50,7 @@ export function createAccountRouter(deps: AccountDeps) {
     const user = ctx.state.user!;
     const methods = await mfa.methodsFor(user);
     page(ctx, 'account-security', {
-      canEnrol: { sms: mfa.canEnrol('sms'), email: mfa.canEnrol('email') },
+      canEnrol: Object.fromEntries((await mfa.enrollableFactors()).map((id) => [id, true])),
       methods: methods.map((m) => ({ id: m.id, factor: m.factor, label: m.label, hint: m.hint, preferred: m.id === user.preferred_factor_id || (!user.preferred_factor_id && m === methods[0]), addedAt: m.record.confirmed_at, lastUsedAt: m.record.last_used_at })),
       recoveryLeft: await mfa.remainingRecoveryCodes(user.id),
       enforced: (await mfa.readEnforcement()).value,

@@ -121,6 +121,18 @@ function createDecisionWriter(db: Database) {
 export function createAccessQueries(db: Database) {
   return {
     insertSite: async (row: { name: string; time_zone: string }) => (await db('sites').insert(row).returning('*'))[0] as { id: string; name: string; time_zone: string },
+    listSites: () => db('sites').orderBy('name') as Promise<Array<{ id: string; name: string; time_zone: string }>>,
+    /** Everything configured on one site, for its admin screen. */
+    siteDetail: async (siteId: string) => {
+      const [doors, schedules, levels, controllers, exceptions] = await Promise.all([
+        db<DoorRow>('doors').where({ site_id: siteId }).orderBy('name'),
+        db('door_schedules').where({ site_id: siteId }).orderBy('name') as Promise<Array<{ id: string; name: string; windows: unknown }>>,
+        db('access_levels').where({ site_id: siteId }).orderBy('name') as Promise<Array<{ id: string; name: string; schedule_id: string | null }>>,
+        db('access_controllers').where({ site_id: siteId }).orderBy('name').select('id', 'name') as Promise<Array<{ id: string; name: string }>>,
+        db('door_exceptions').join('doors', 'doors.id', 'door_exceptions.door_id').where('doors.site_id', siteId).orderBy('day').select('door_exceptions.*') as Promise<Array<{ door_id: string; day: string; name: string; windows: unknown }>>,
+      ]);
+      return { doors, schedules, levels, controllers, exceptions };
+    },
     findSite: (id: string) => db('sites').where({ id }).first() as Promise<{ id: string; time_zone: string } | undefined>,
     addSiteAdmin: (siteId: string, userId: string) => db('site_admins').insert({ site_id: siteId, user_id: userId }).onConflict(['site_id', 'user_id']).ignore(),
     isSiteAdmin: async (siteId: string, userId: string) => !!(await db('site_admins').where({ site_id: siteId, user_id: userId }).first()),

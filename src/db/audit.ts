@@ -25,6 +25,14 @@ export interface AuditRow {
   details: Record<string, unknown>;
 }
 
+export interface AuditFilter {
+  userId?: string;
+  action?: string;
+  outcome?: 'success' | 'failure' | 'denied';
+  from?: Date;
+  to?: Date;
+}
+
 export function createAuditQueries(db: Database) {
   const events = () => db<AuditRow>('audit_events');
   return {
@@ -40,6 +48,21 @@ export function createAuditQueries(db: Database) {
         details: JSON.stringify(event.details ?? {}) as unknown as Record<string, unknown>,
         ...(event.occurredAt ? { occurred_at: event.occurredAt } : {}),
       }),
+    /**
+     * Newest first, in id order (ids only grow), so `before` is a stable cursor. `userId` matches the user acted on
+     * or the user acting; `action` matches exactly or, ending in `.`, as a prefix (`mfa.`).
+     */
+    search: (filter: AuditFilter & { before?: number; limit: number }) => {
+      const q = events().orderBy('id', 'desc').limit(filter.limit);
+      if (filter.before) q.where('id', '<', filter.before);
+      if (filter.userId) q.where((w) => w.where({ subject_id: filter.userId }).orWhere({ actor_id: filter.userId }));
+      if (filter.action?.endsWith('.')) q.whereLike('action', `${filter.action.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+      else if (filter.action) q.where({ action: filter.action });
+      if (filter.outcome) q.where({ outcome: filter.outcome });
+      if (filter.from) q.where('occurred_at', '>=', filter.from);
+      if (filter.to) q.where('occurred_at', '<', filter.to);
+      return q;
+    },
     list: (filter: { subjectId?: string; action?: string; limit?: number }) => {
       const q = events().orderBy('id', 'desc').limit(filter.limit ?? 100);
       if (filter.subjectId) q.where({ subject_id: filter.subjectId });

@@ -2,6 +2,7 @@ import { createAccessQueries } from './access.js';
 import { createAuditQueries } from './audit.js';
 import { createClientQueries } from './clients.js';
 import type { Database } from './connect.js';
+import { createInvitationQueries } from './invitations.js';
 import { createKeyQueries } from './keys.js';
 import { createFactorQueries, createLoginProgressQueries, createRecoveryCodeQueries } from './factors.js';
 import { createOidcModelQueries } from './oidc-models.js';
@@ -26,6 +27,7 @@ export function createQueries(db: Database) {
     settings: createSettingQueries(db),
     sentCodes: createSentCodeQueries(db),
     access: createAccessQueries(db),
+    invitations: createInvitationQueries(db),
     ping: async () => {
       await db.raw('select 1');
     },

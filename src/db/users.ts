@@ -8,6 +8,7 @@ export interface UserRow {
   status: 'active' | 'disabled';
   roles: string[];
   locale: string | null;
+  time_zone: string | null;
   email_verified: boolean;
   preferred_factor_id: string | null;
   created_at: Date;
@@ -42,7 +43,31 @@ export function createUserQueries(db: Database) {
         .returning('*');
       return row as UserRow;
     },
+    /**
+     * One page of users in (lower(email), id) order after the cursor: stable however many are added meanwhile.
+     * `search` matches a part of the email or the name.
+     */
+    page: (filter: { search?: string; after?: { email: string; id: string }; limit: number }) => {
+      const q = users().orderByRaw('lower(email), id').limit(filter.limit);
+      if (filter.search) {
+        const pattern = `%${filter.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+        q.where((w) => w.whereRaw('lower(email) like ?', [pattern]).orWhereRaw('lower(name) like ?', [pattern]));
+      }
+      if (filter.after) q.whereRaw('(lower(email), id) > (?, ?)', [filter.after.email, filter.after.id]);
+      return q;
+    },
+    update: async (id: string, change: Partial<Pick<UserRow, 'name' | 'status' | 'locale' | 'time_zone' | 'roles'>>) => {
+      const { roles, ...rest } = change;
+      const [row] = await users()
+        .where({ id })
+        .update({ ...rest, ...(roles ? { roles: JSON.stringify(roles) as unknown as string[] } : {}), updated_at: db.fn.now() as unknown as Date })
+        .returning('*');
+      return row as UserRow | undefined;
+    },
+    countActiveWithRole: async (role: string) =>
+      Number((await users().where({ status: 'active' }).whereRaw('roles @> ?::jsonb', [JSON.stringify([role])]).count({ n: '*' }).first())?.n ?? 0),
     setPreferredFactor: (id: string, factorId: string | null) => users().where({ id }).update({ preferred_factor_id: factorId }),
+    markEmailVerified: (id: string) => users().where({ id }).update({ email_verified: true }),
     setPasswordHash: (id: string, passwordHash: string) =>
       users().where({ id }).update({ password_hash: passwordHash, updated_at: db.fn.now() as unknown as Date }),
   };

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Config } from '../config/index.js';
+import type { SettingsStore } from '../config/settings.js';
 import type { Queries } from '../db/index.js';
 import type { UserRow } from '../db/users.js';
 import type { PasswordHasher } from '../security/passwords.js';
@@ -14,7 +14,7 @@ export interface PasswordLoginDeps {
   queries: Queries;
   hasher: PasswordHasher;
   throttle: Throttle;
-  limits: Config['loginThrottle'];
+  settings: SettingsStore;
 }
 
 export interface LoginAttempt {
@@ -41,7 +41,7 @@ export const throttleKeys = {
  * against the email (whether or not it exists, so a lockout reveals nothing) and against the client IP.
  */
 export async function authenticateWithPassword(deps: PasswordLoginDeps, attempt: LoginAttempt): Promise<LoginOutcome> {
-  const { queries, hasher, throttle, limits } = deps;
+  const { queries, hasher, throttle, settings } = deps;
   const accountKey = throttleKeys.account(attempt.email);
   const ipKey = throttleKeys.ip(attempt.ip);
   const audit = (outcome: 'success' | 'failure', reason: string, subjectId?: string) =>
@@ -66,9 +66,10 @@ export async function authenticateWithPassword(deps: PasswordLoginDeps, attempt:
 
   if (!user || !check.valid || user.status !== 'active') {
     const reason = !user ? 'unknown_user' : !check.valid ? 'wrong_password' : 'account_disabled';
-    const window = limits.windowSeconds;
-    await throttle.recordFailure({ key: accountKey, limit: limits.accountFailures, windowSeconds: window, baseLockSeconds: 30 });
-    await throttle.recordFailure({ key: ipKey, limit: limits.ipFailures, windowSeconds: window, baseLockSeconds: window });
+    const lockout = (await settings.read('lockout')).value;
+    const window = lockout.login_window_seconds;
+    await throttle.recordFailure({ key: accountKey, limit: lockout.login_account_failures, windowSeconds: window, baseLockSeconds: 30 });
+    await throttle.recordFailure({ key: ipKey, limit: lockout.login_ip_failures, windowSeconds: window, baseLockSeconds: window });
     await audit('failure', reason, user?.id);
     return { ok: false, reason: 'invalid_credentials' };
   }

@@ -1,4 +1,4 @@
-import type { Config } from '../config/index.js';
+import type { SettingsStore } from '../config/settings.js';
 import type { Queries } from '../db/index.js';
 import type { UserRow } from '../db/users.js';
 import type { Notifier } from '../notify/notifier.js';
@@ -16,7 +16,7 @@ export interface MfaDeps {
   throttle: Throttle;
   notifier: Notifier;
   recovery: RecoveryCodeDeps;
-  limits: Config['mfa'];
+  settings: SettingsStore;
 }
 
 export interface Actor {
@@ -33,27 +33,25 @@ export const MAX_FAILURES_PER_SIGN_IN = 5;
 const MAX_CONSECUTIVE_FAILURES = 100;
 export const RECOVERY_METHOD_ID = 'recovery';
 
-const SETTINGS_KEY = 'enforce_mfa';
-const SETTINGS_TTL_MS = 5000;
-
 export const enrollingUser = (user: UserRow): EnrollingUser => ({ id: user.id, email: user.email, locale: user.locale === 'ko' ? 'ko' : 'en' });
 
 export function createMfaService(deps: MfaDeps) {
-  const { queries, registry, clock, throttle, notifier } = deps;
-  let enforcement: { value: boolean; version: number; readAt: number } | undefined;
+  const { queries, registry, clock, throttle, notifier, settings } = deps;
 
   const throttleKeys = (userId: string) => ({ recent: `mfa:user:${userId}`, consecutive: `mfa:consecutive:${userId}` });
   const audit = (action: string, outcome: 'success' | 'failure' | 'denied', subjectId: string, actor: Partial<Actor>, details: Record<string, unknown> = {}) =>
     queries.audit.insert({ action, outcome, subjectId, actorId: actor.actorId, ip: actor.ip, userAgent: actor.userAgent, clientId: actor.clientId, details });
 
   async function readEnforcement() {
-    const now = Date.now();
-    if (!enforcement || now - enforcement.readAt > SETTINGS_TTL_MS) {
-      const row = await queries.settings.get(SETTINGS_KEY);
-      enforcement = { value: row?.value === true, version: row?.version ?? 0, readAt: now };
-    }
-    return enforcement;
+    const { value, version } = await settings.read('enforce-mfa');
+    return { value: value.enabled, version };
   }
+  /** An admin may switch factors off: their methods then neither sign anyone in nor count as enrolled. */
+  const enabledFactors = async () => new Set<string>((await settings.read('factors')).value.enabled);
+  const usableMethods = async (userId: string, preferredId?: string | null) => {
+    const [methods, enabled] = await Promise.all([registry.methodsFor(userId, preferredId), enabledFactors()]);
+    return methods.filter((m) => enabled.has(m.factor));
+  };
 
   const clearSecrets = async (userId: string) => {
     await queries.users.setPreferredFactor(userId, null);
@@ -64,9 +62,8 @@ export function createMfaService(deps: MfaDeps) {
   return {
     readEnforcement,
     async setEnforcement(enabled: boolean, actor: Actor, expectedVersion?: number) {
-      const row = await queries.settings.put(SETTINGS_KEY, enabled, expectedVersion);
+      const row = await settings.write('enforce-mfa', { enabled }, expectedVersion);
       if (!row) return undefined;
-      enforcement = { value: enabled, version: row.version, readAt: Date.now() };
       await queries.audit.insert({ action: 'settings.enforce_mfa', outcome: 'success', actorId: actor.actorId, ip: actor.ip, userAgent: actor.userAgent, details: { enabled } });
       return { enabled, version: row.version };
     },
@@ -76,14 +73,16 @@ export function createMfaService(deps: MfaDeps) {
      * they chose it as preferred, but it always spares them an enrolment when MFA is required.
      */
     async decide(user: UserRow, client: { requireMfa: boolean }, acrValues?: string): Promise<MfaDecision> {
-      const [enforced, enrolled] = await Promise.all([readEnforcement(), queries.factors.countConfirmed(user.id)]);
-      const choseIssuedMethod = enrolled === 0 && user.preferred_factor_id !== null;
+      const [enforced, methods] = await Promise.all([readEnforcement(), usableMethods(user.id)]);
+      const enrolled = methods.filter((m) => !registry.get(m.factor)?.listOwnMethods).length;
+      const choseIssuedMethod = enrolled === 0 && methods.some((m) => m.id === user.preferred_factor_id);
       const decision = decideMfa({ enforced: enforced.value, clientRequiresMfa: client.requireMfa, acrValues, enrolledFactors: enrolled + (choseIssuedMethod ? 1 : 0) });
-      if (decision.mustEnrol && (await registry.methodsFor(user.id)).length > 0) return { ...decision, mustEnrol: false };
+      if (decision.mustEnrol && methods.length > 0) return { ...decision, mustEnrol: false };
       return decision;
     },
 
-    methodsFor: (user: UserRow) => registry.methodsFor(user.id, user.preferred_factor_id),
+    methodsFor: (user: UserRow) => usableMethods(user.id, user.preferred_factor_id),
+    enabledFactors,
 
     /**
      * The second step of a sign-in. Whatever the failure, the user hears only "that code didn't work"; the audit
@@ -107,7 +106,7 @@ export function createMfaService(deps: MfaDeps) {
       if (input.methodId === RECOVERY_METHOD_ID) {
         outcome = (await useRecoveryCode(deps.recovery, user.id, input.code)) ? { ok: true } : { ok: false, reason: 'wrong_code' };
       } else {
-        const method = (await registry.methodsFor(user.id)).find((m) => m.id === input.methodId);
+        const method = (await usableMethods(user.id)).find((m) => m.id === input.methodId);
         const factor = method && registry.get(method.factor);
         if (!method || !factor) {
           outcome = { ok: false, reason: 'unknown_method' };
@@ -130,7 +129,7 @@ export function createMfaService(deps: MfaDeps) {
       }
 
       await audit('mfa.verify', 'failure', user.id, actor, { factor: factorId, method: input.methodId, reason: outcome.reason });
-      await throttle.recordFailure({ key: keys.recent, limit: deps.limits.accountFailures, windowSeconds: 900, baseLockSeconds: 30 });
+      await throttle.recordFailure({ key: keys.recent, limit: (await settings.read('lockout')).value.mfa_account_failures, windowSeconds: 900, baseLockSeconds: 30 });
       await throttle.recordFailure({ key: keys.consecutive, limit: MAX_CONSECUTIVE_FAILURES, windowSeconds: 10 * 365 * 86400, baseLockSeconds: 10 * 365 * 86400 });
       if (input.afterPassword && input.failuresSoFar === 0) await notifier.notify(user, 'mfa_failed_after_password');
       return { ok: false, locked: false };
@@ -138,7 +137,7 @@ export function createMfaService(deps: MfaDeps) {
 
     /** Sends a fresh code for a method that sends one (SMS, email), for this sign-in. */
     async sendCode(user: UserRow, methodId: string, context: SignInContext, actor: Actor) {
-      const method = (await registry.methodsFor(user.id)).find((m) => m.id === methodId);
+      const method = (await usableMethods(user.id)).find((m) => m.id === methodId);
       const factor = method && registry.get(method.factor);
       if (!method || !factor?.challenge) return undefined;
       const outcome = await factor.challenge(method, context);
@@ -151,11 +150,15 @@ export function createMfaService(deps: MfaDeps) {
     },
 
     sendsCode: (factorId: string) => registry.get(factorId)?.challenge !== undefined,
-    canEnrol: (factorId: string) => registry.get(factorId)?.enrol !== undefined,
+    /** Factors the user may set up now: built, able to enrol, and not switched off by an admin. */
+    enrollableFactors: async () => {
+      const enabled = await enabledFactors();
+      return registry.factors.filter((f) => f.enrol && enabled.has(f.id)).map((f) => f.id);
+    },
 
     startEnrolment: async (user: UserRow, factorId: FactorId, input: Record<string, unknown> = {}) => {
       const factor = registry.get(factorId);
-      if (!factor?.enrol) return undefined;
+      if (!factor?.enrol || !(await enabledFactors()).has(factorId)) return undefined;
       return factor.enrol.start(enrollingUser(user), input);
     },
 
@@ -196,7 +199,7 @@ export function createMfaService(deps: MfaDeps) {
     },
 
     async setPreferred(user: UserRow, methodId: string, actor: Actor) {
-      const method = (await registry.methodsFor(user.id)).find((m) => m.id === methodId);
+      const method = (await usableMethods(user.id)).find((m) => m.id === methodId);
       if (!method) return false;
       await queries.users.setPreferredFactor(user.id, method.id);
       await audit('mfa.preferred', 'success', user.id, actor, { method: methodId });

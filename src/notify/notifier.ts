@@ -9,6 +9,9 @@ export const SECURITY_EVENTS = [
   'recovery_codes_regenerated',
   'mfa_disabled',
   'mfa_reset_by_admin',
+  'password_changed',
+  'signed_out_elsewhere',
+  'invited',
 ] as const;
 export type SecurityEvent = (typeof SECURITY_EVENTS)[number];
 

@@ -1,7 +1,10 @@
 import crypto from 'node:crypto';
 import { z } from 'zod';
 import type { Queries } from '../db/index.js';
+import type { ClientRow } from '../db/clients.js';
+import { AppError } from '../errors.js';
 import type { SecretBox } from '../security/secret-box.js';
+import { CONSOLE_CLIENT_ID } from './console-client.js';
 
 const redirectUri = z.url({ message: 'expected an absolute URL' }).refine(
   (value) => {
@@ -12,9 +15,7 @@ const redirectUri = z.url({ message: 'expected an absolute URL' }).refine(
   { message: 'expected https (http only on localhost, custom schemes for native apps) and no #fragment' },
 );
 
-/** What an administrator supplies to register a client (CLI now, admin API later). */
-export const clientRegistrationSchema = z
-  .object({
+const clientFields = {
     client_name: z.string().trim().min(1).max(200),
     client_id: z.string().regex(/^[A-Za-z0-9._~-]{3,128}$/, { message: 'expected 3–128 URL-safe characters' }).optional(),
     redirect_uris: z.array(redirectUri).max(50).default([]),
@@ -28,24 +29,59 @@ export const clientRegistrationSchema = z
     require_mfa: z.boolean().default(false),
     /** Tokens this client obtains for an admin may call /api/admin (with that admin's roles). */
     latchkey_admin_api: z.boolean().default(false),
+};
+
+/** What an administrator supplies to register a client (CLI or admin API). */
+export const clientRegistrationSchema = z.object(clientFields).strict().superRefine(checkRegistration);
+
+/** An edit: only what is sent changes; the result must still be a valid registration. */
+export const clientEditSchema = z
+  .object({
+    client_name: clientFields.client_name.optional(),
+    redirect_uris: z.array(redirectUri).max(50).optional(),
+    post_logout_redirect_uris: z.array(redirectUri).max(50).optional(),
+    require_mfa: z.boolean().optional(),
+    latchkey_admin_api: z.boolean().optional(),
   })
-  .superRefine((value, ctx) => {
+  .strict();
+
+function checkRegistration(value: z.output<z.ZodObject<typeof clientFields>>, ctx: z.RefinementCtx) {
     if (value.grant_types.includes('authorization_code') && value.redirect_uris.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['redirect_uris'], message: 'authorization_code needs at least one redirect URI' });
     }
     if (value.token_endpoint_auth_method === 'none' && value.grant_types.includes('client_credentials')) {
       ctx.addIssue({ code: 'custom', path: ['grant_types'], message: 'a public client cannot use client_credentials' });
     }
-  });
+}
 
 export type ClientRegistration = z.input<typeof clientRegistrationSchema>;
+export type ClientEdit = z.output<typeof clientEditSchema>;
+
+/** What an admin may see of a client: never its secret. */
+export const clientView = (row: ClientRow) => ({
+  client_id: row.client_id,
+  client_name: String(row.metadata.client_name ?? ''),
+  redirect_uris: (row.metadata.redirect_uris as string[] | undefined) ?? [],
+  post_logout_redirect_uris: (row.metadata.post_logout_redirect_uris as string[] | undefined) ?? [],
+  grant_types: (row.metadata.grant_types as string[] | undefined) ?? [],
+  token_endpoint_auth_method: String(row.metadata.token_endpoint_auth_method ?? 'none'),
+  require_mfa: row.metadata.require_mfa === true,
+  latchkey_admin_api: row.metadata.latchkey_admin_api === true,
+  built_in: row.metadata.client_id === CONSOLE_CLIENT_ID,
+  created_at: row.created_at.toISOString(),
+  updated_at: row.updated_at.toISOString(),
+});
+
+const newSecret = () => crypto.randomBytes(32).toString('base64url');
+const protectedClient = () => new AppError(409, 'built_in_client', 'Latchkey\'s own console client cannot be changed', 'client_id');
 
 export function createClientStore(queries: Queries, box: SecretBox) {
   return {
     async register(input: ClientRegistration) {
       const client = clientRegistrationSchema.parse(input);
       const clientId = client.client_id ?? crypto.randomBytes(12).toString('base64url');
-      const secret = client.token_endpoint_auth_method === 'none' ? undefined : crypto.randomBytes(32).toString('base64url');
+      if (client.client_id && (await queries.clients.find(client.client_id))) throw new AppError(409, 'client_id_taken', 'a client with this id exists', 'client_id');
+      const secret = client.token_endpoint_auth_method === 'none' ? undefined : newSecret();
       const metadata = {
         ...client,
         client_id: clientId,
@@ -63,6 +99,26 @@ export function createClientStore(queries: Queries, box: SecretBox) {
       await queries.clients.insert({ client_id: metadata.client_id, client_secret_sealed: null, metadata });
     },
     remove: (clientId: string) => queries.clients.remove(clientId),
+    /** An admin's edit: refused for the built-in console client and for a result that is not a valid client. */
+    async edit(clientId: string, edit: ClientEdit) {
+      if (clientId === CONSOLE_CLIENT_ID) throw protectedClient();
+      const row = await queries.clients.find(clientId);
+      if (!row) return undefined;
+      const { client_id: _id, response_types: _types, ...current } = row.metadata;
+      const merged = clientRegistrationSchema.parse({ ...current, ...edit });
+      const metadata = { ...row.metadata, ...merged, client_id: clientId };
+      return queries.clients.updateMetadata(clientId, metadata);
+    },
+    /** A new secret replaces the old at once: the app must be given it before its next token request. */
+    async rotateSecret(clientId: string) {
+      if (clientId === CONSOLE_CLIENT_ID) throw protectedClient();
+      const row = await queries.clients.find(clientId);
+      if (!row) return undefined;
+      if (row.metadata.token_endpoint_auth_method === 'none') throw new AppError(409, 'public_client', 'a public client has no secret', 'client_id');
+      const secret = newSecret();
+      await queries.clients.updateSecret(clientId, box.seal(secret, `client-secret:${clientId}`));
+      return secret;
+    },
     /** Client metadata as oidc-provider expects it, secret included (it compares it in constant time). */
     async findMetadata(clientId: string): Promise<(Record<string, unknown> & { client_id: string }) | undefined> {
       const row = await queries.clients.find(clientId);

@@ -8,13 +8,13 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
 let server: TestServer;
 let now = new Date('2026-03-01T09:00:00Z');
 const clock = { now: () => now };
-const limits = { accountFailures: 5, ipFailures: 8, windowSeconds: 900 };
 let deps: PasswordLoginDeps;
 
 beforeAll(async () => {
   server = await startTestServer({ clock });
-  const { queries, hasher } = server.latchkey;
-  deps = { queries, hasher, throttle: createThrottle(queries, clock), limits };
+  const { queries, hasher, settings } = server.latchkey;
+  await settings.write('lockout', { login_account_failures: 5, login_ip_failures: 8, login_window_seconds: 900, mfa_account_failures: 5 });
+  deps = { queries, hasher, throttle: createThrottle(queries, clock), settings };
 });
 afterAll(() => server.close());
 
@@ -64,7 +64,7 @@ describe('the password step', () => {
   test('locks an account after repeated failures, whether or not it exists, with growing backoff', async () => {
     const user = await aUser(server.latchkey);
     for (const email of [user.email, 'no-such-person@example.test']) {
-      for (let i = 0; i < limits.accountFailures; i++) await attempt(email, 'wrong', `10.9.${i}.1`);
+      for (let i = 0; i < 5; i++) await attempt(email, 'wrong', `10.9.${i}.1`);
       const locked = await attempt(email, email === user.email ? user.password : 'x', '10.9.99.1');
       expect(locked).toMatchObject({ ok: false, reason: 'throttled', retryAfterSeconds: 30 });
     }
@@ -80,7 +80,7 @@ describe('the password step', () => {
 
   test('throttles one client IP trying many accounts', async () => {
     const ip = '198.51.100.250';
-    for (let i = 0; i < limits.ipFailures; i++) await attempt(`spray-${i}@example.test`, 'Winter2026!', ip);
+    for (let i = 0; i < 8; i++) await attempt(`spray-${i}@example.test`, 'Winter2026!', ip);
     const user = await aUser(server.latchkey);
     expect(await attempt(user.email, user.password, ip)).toMatchObject({ ok: false, reason: 'throttled' });
     expect(await attempt(user.email, user.password, '198.51.100.251')).toMatchObject({ ok: true });
@@ -89,7 +89,7 @@ describe('the password step', () => {
   test('counts failures across instances: the counters live in the database', async () => {
     const user = await aUser(server.latchkey);
     const other = { ...deps, throttle: createThrottle(server.latchkey.queries, clock) };
-    for (let i = 0; i < limits.accountFailures; i++) {
+    for (let i = 0; i < 5; i++) {
       await authenticateWithPassword(i % 2 ? deps : other, { email: user.email, password: 'nope', ip: `10.8.${i}.1` });
     }
     expect(await attempt(user.email, user.password, '10.8.50.1')).toMatchObject({ reason: 'throttled' });

@@ -1,0 +1,88 @@
+import { z } from 'zod';
+import type { Queries } from '../db/index.js';
+import { FACTOR_IDS } from '../mfa/factor.js';
+import type { Config } from './index.js';
+
+/**
+ * Settings an admin changes at run time (the environment gives their first values). Each is one JSON object with a
+ * version, so that two admins cannot overwrite each other silently (ETag / If-Match on the API, a hidden version
+ * in the console's forms).
+ */
+export const settingSchemas = {
+  'enforce-mfa': z.object({ enabled: z.boolean({ message: 'expected true or false' }) }).strict(),
+  factors: z
+    .object({ enabled: z.array(z.enum(FACTOR_IDS)).max(FACTOR_IDS.length).refine((ids) => new Set(ids).size === ids.length, { message: 'each factor once' }) })
+    .strict(),
+  // NIST SP 800-63B 5.1.1.2: at least 8 characters and no composition rules; an admin may ask for more length.
+  'password-policy': z.object({ min_length: z.number().int().min(8).max(128) }).strict(),
+  lockout: z
+    .object({
+      login_account_failures: z.number().int().min(3).max(100),
+      login_ip_failures: z.number().int().min(5).max(10000),
+      login_window_seconds: z.number().int().min(60).max(86400),
+      mfa_account_failures: z.number().int().min(3).max(100),
+    })
+    .strict(),
+};
+
+export type SettingName = keyof typeof settingSchemas;
+export type SettingValue<N extends SettingName> = z.output<(typeof settingSchemas)[N]>;
+export const SETTING_NAMES = Object.keys(settingSchemas) as SettingName[];
+
+const storageKey = (name: SettingName) => name.replace(/-/g, '_');
+/** Long enough to spare the hot paths a query, short enough that another instance's change shows up soon. */
+export const SETTINGS_CACHE_MS = 5000;
+
+export function settingDefaults(config: Config): { [N in SettingName]: SettingValue<N> } {
+  return {
+    'enforce-mfa': { enabled: false },
+    factors: { enabled: [...config.mfa.factors] },
+    'password-policy': { min_length: 8 },
+    lockout: {
+      login_account_failures: config.loginThrottle.accountFailures,
+      login_ip_failures: config.loginThrottle.ipFailures,
+      login_window_seconds: config.loginThrottle.windowSeconds,
+      mfa_account_failures: config.mfa.accountFailures,
+    },
+  };
+}
+
+export interface Versioned<T> {
+  value: T;
+  /** 0 until an admin first writes the setting. */
+  version: number;
+}
+
+export function createSettingsStore(queries: Queries, defaults: ReturnType<typeof settingDefaults>, now: () => number = Date.now) {
+  const cache = new Map<SettingName, Versioned<unknown> & { readAt: number }>();
+
+  async function read<N extends SettingName>(name: N): Promise<Versioned<SettingValue<N>>> {
+    const cached = cache.get(name);
+    if (cached && now() - cached.readAt <= SETTINGS_CACHE_MS) return cached as Versioned<SettingValue<N>>;
+    const row = await queries.settings.get(storageKey(name));
+    // A stored value that no longer fits the schema (a factor removed from the code, say) falls back to the default.
+    const parsed = row ? settingSchemas[name].safeParse(row.value) : undefined;
+    const value = (parsed?.success ? parsed.data : defaults[name]) as SettingValue<N>;
+    const fresh = { value, version: row?.version ?? 0, readAt: now() };
+    cache.set(name, fresh);
+    return fresh;
+  }
+
+  return {
+    read,
+    /** Writes a setting; with `expectedVersion`, only if it is still that version (undefined when it is not). */
+    async write<N extends SettingName>(name: N, value: SettingValue<N>, expectedVersion?: number): Promise<Versioned<SettingValue<N>> | undefined> {
+      const row = await queries.settings.put(storageKey(name), value, expectedVersion);
+      if (!row) return undefined;
+      const fresh = { value, version: row.version, readAt: now() };
+      cache.set(name, fresh);
+      return fresh;
+    },
+    async readAll() {
+      const entries = await Promise.all(SETTING_NAMES.map(async (name) => [name, await read(name)] as const));
+      return Object.fromEntries(entries) as { [N in SettingName]: Versioned<SettingValue<N>> };
+    },
+  };
+}
+
+export type SettingsStore = ReturnType<typeof createSettingsStore>;
