@@ -32,6 +32,7 @@ import type { Notifier } from './notify/notifier.js';
 import { ensureConsoleClient, CONSOLE_CALLBACK_PATH } from './oidc/console-client.js';
 import { createConsoleSession } from './console/koa-console-session.js';
 import { createAccountRouter } from './account/routes.js';
+import { createInvitationRouter } from './account/invitation.js';
 import { createAdminRouter } from './admin/routes.js';
 import { createAccessService } from './access/service.js';
 import { createControllerRouter } from './access/routes.js';
@@ -113,7 +114,10 @@ export async function createLatchkey(options: LatchkeyOptions) {
     });
   }, await loadKeyMaterial(queries, box, clock));
 
-  const stylesheet = fs.readFileSync(path.join(VIEWS_DIR, 'static', 'latchkey.css'));
+  const statics: Record<string, { type: string; body: Buffer }> = {
+    '/static/latchkey.css': { type: 'css', body: fs.readFileSync(path.join(VIEWS_DIR, 'static', 'latchkey.css')) },
+    '/static/latchkey.js': { type: 'js', body: fs.readFileSync(path.join(VIEWS_DIR, 'static', 'latchkey.js')) },
+  };
   app.use(requestLog(logger));
   app.use(errorHandler(renderer, config.defaultLocale));
   app.use(securityHeaders());
@@ -129,10 +133,10 @@ export async function createLatchkey(options: LatchkeyOptions) {
       ctx.body = { status: ready ? 'ready' : 'database unavailable' };
     } else if (ctx.path === '/' && ctx.method === 'GET') {
       ctx.redirect('/account');
-    } else if (ctx.path === '/static/latchkey.css') {
-      ctx.type = 'css';
+    } else if (statics[ctx.path]) {
+      ctx.type = statics[ctx.path]!.type;
       ctx.set('cache-control', 'public, max-age=3600');
-      ctx.body = stylesheet;
+      ctx.body = statics[ctx.path]!.body;
     } else {
       await next();
     }
@@ -150,10 +154,11 @@ export async function createLatchkey(options: LatchkeyOptions) {
     clock,
   });
   app.use(interactions.routes());
-  app.use(createAccountRouter({ console: consoleSession, mfa, renderer, passwordLogin, clock, defaultLocale: config.defaultLocale }).routes());
-  app.use(createAdminRouter({ console: consoleSession, queries, mfa, renderer, defaultLocale: config.defaultLocale }).routes());
   const people = { queries, hasher, settings, notifier, clock, issuer: config.issuer };
   const adminApi = createAdminApi({ ...people, mfa, providers, clients, access, box, builtFactors: registry.factors.map((f) => f.id) });
+  app.use(createAccountRouter({ console: consoleSession, mfa, renderer, passwordLogin, clock, defaultLocale: config.defaultLocale, people, providers }).routes());
+  app.use(createInvitationRouter({ people, renderer, defaultLocale: config.defaultLocale }).routes());
+  app.use(createAdminRouter({ console: consoleSession, api: adminApi, queries, renderer, defaultLocale: config.defaultLocale }).routes());
   app.use(adminApi.router.routes());
   app.use(createControllerRouter({ access }).routes());
   app.use(providers.middleware);

@@ -10,6 +10,9 @@ import type { Locale } from '../i18n.js';
 import { authenticateWithPassword, type PasswordLoginDeps } from '../interactions/password-login.js';
 import type { MfaService } from '../mfa/service.js';
 import type { PageRenderer } from '../render.js';
+import { changePassword, type PeopleDeps, revokeSessions } from '../admin/users.js';
+import type { ProviderHolder } from '../oidc/provider-holder.js';
+import { isTimeZone } from '../access/time.js';
 import type { Clock } from '../security/clock.js';
 import { parseBody } from '../security/koa-body.js';
 import { csrf } from '../security/koa-csrf.js';
@@ -21,14 +24,31 @@ export interface AccountDeps {
   passwordLogin: PasswordLoginDeps;
   clock: Clock;
   defaultLocale: Locale;
+  people: PeopleDeps;
+  providers: ProviderHolder;
 }
 
 const reauthSchema = z.object({ password: z.string().min(1).max(1024), next: z.string().max(200).default('/account/security') });
 const methodSchema = z.object({ method: z.string().min(1).max(64) });
 const confirmSchema = z.object({ code: z.string().max(64).default('') });
 const factorParamSchema = z.enum(['totp', 'sms', 'email']);
+const profileSchema = z.object({
+  name: z.string().trim().max(200),
+  locale: z.enum(['', 'en', 'ko']).transform((value) => value || null),
+  time_zone: z.string().max(64).refine((zone) => zone === '' || isTimeZone(zone), { message: 'expected an IANA time zone such as Asia/Seoul' }).transform((zone) => zone || null),
+});
+const passwordChangeSchema = z.object({ current_password: z.string().max(1024), new_password: z.string().max(1024), new_password_again: z.string().max(1024) });
+const RECENT_SIGN_INS = 10;
 
 /** Self-service: the user's own sign-in methods. Every change needs the password entered in the last 5 minutes. */
+/** A short, human name for a browser from its user agent: enough to recognise one's own devices. */
+export function describeDevice(userAgent: string | null): string {
+  if (!userAgent) return '—';
+  const browser = /Edg\//.test(userAgent) ? 'Edge' : /Firefox\//.test(userAgent) ? 'Firefox' : /Chrom(e|ium)\//.test(userAgent) ? 'Chrome' : /Safari\//.test(userAgent) ? 'Safari' : undefined;
+  const system = /Windows/.test(userAgent) ? 'Windows' : /Android/.test(userAgent) ? 'Android' : /iPhone|iPad/.test(userAgent) ? 'iOS' : /Mac OS X/.test(userAgent) ? 'macOS' : /Linux/.test(userAgent) ? 'Linux' : undefined;
+  return browser && system ? `${browser}, ${system}` : (browser ?? system ?? userAgent.slice(0, 60));
+}
+
 export function createAccountRouter(deps: AccountDeps) {
   const { mfa, clock } = deps;
   const router = new Router({ prefix: '/account' });
@@ -64,7 +84,50 @@ export function createAccountRouter(deps: AccountDeps) {
     await next();
   });
 
-  router.get('/', (ctx) => ctx.redirect('/account/security'));
+  router.get('/', (ctx) => ctx.redirect('/account/profile'));
+
+  const profilePage = (ctx: Context, extra: Record<string, unknown> = {}, status = 200) => {
+    const user = ctx.state.user!;
+    page(ctx, 'account-profile', { profile: { name: user.name, email: user.email, locale: user.locale ?? '', time_zone: user.time_zone ?? '' }, notice: typeof ctx.query.notice === 'string' ? ctx.query.notice : undefined, ...extra }, status);
+  };
+  router.get('/profile', (ctx) => profilePage(ctx));
+  router.post('/profile', async (ctx) => {
+    const form = profileSchema.safeParse(ctx.request.body);
+    if (!form.success) return profilePage(ctx, { error: 'account.error.time_zone' }, 400);
+    await deps.people.queries.users.update(ctx.state.user!.id, form.data);
+    await deps.people.queries.audit.insert({ action: 'user.profile', outcome: 'success', subjectId: ctx.state.user!.id, ...actor(ctx), details: { changed: Object.keys(form.data) } });
+    ctx.redirect('/account/profile?notice=profile_saved');
+  });
+  // The current password is itself the re-authentication here (ASVS 2.1.5).
+  router.post('/password', async (ctx) => {
+    const form = passwordChangeSchema.parse(ctx.request.body);
+    if (form.new_password !== form.new_password_again) return profilePage(ctx, { passwordError: 'account.error.password_mismatch' }, 400);
+    try {
+      await changePassword(deps.people, ctx.state.user!, form.current_password, form.new_password, actor(ctx));
+    } catch (error) {
+      const e = error as AppError;
+      if (e.status !== 400) throw error;
+      return profilePage(ctx, { passwordError: e.code === 'wrong_password' ? 'account.error.wrong_password' : 'account.error.password_short', detail: e.detail }, 400);
+    }
+    ctx.redirect('/account/profile?notice=password_changed');
+  });
+
+  router.get('/sessions', async (ctx) => {
+    const user = ctx.state.user!;
+    const current = await deps.providers.provider.Session.get(ctx);
+    const sessions = await deps.people.queries.oidcModels.sessionsOf(user.id, clock.now());
+    const signIns = await deps.people.queries.audit.search({ userId: user.id, action: 'login.password', limit: RECENT_SIGN_INS });
+    page(ctx, 'account-sessions', {
+      sessions: sessions.map((s) => ({ current: s.id === current.jti, signedInAt: new Date(Number(s.payload.loginTs ?? 0) * 1000) })),
+      signIns: signIns.map((e) => ({ at: e.occurred_at, outcome: e.outcome, ip: e.ip, device: describeDevice(e.user_agent) })),
+      notice: typeof ctx.query.notice === 'string' ? ctx.query.notice : undefined,
+    });
+  });
+  router.post('/sessions/sign-out-others', async (ctx) => {
+    const current = await deps.providers.provider.Session.get(ctx);
+    await revokeSessions(deps.people, ctx.state.user!, actor(ctx), current.jti);
+    ctx.redirect('/account/sessions?notice=signed_out_others');
+  });
   router.get('/security', (ctx) => securityPage(ctx, typeof ctx.query.notice === 'string' ? ctx.query.notice : undefined));
 
   router.post('/reauth', async (ctx) => {

@@ -1,6 +1,9 @@
 import type { Context } from 'koa';
 import { type Locale, pickLocale } from '../i18n.js';
 import type { PageRenderer } from '../render.js';
+import { isTimeZone } from '../access/time.js';
+
+export const TIME_ZONE_COOKIE = 'lk_tz';
 
 /**
  * A page of the account or admin console, for its signed-in user: in the language they asked for (`ui_locales`),
@@ -13,6 +16,14 @@ export function createConsolePage(renderer: PageRenderer, defaultLocale: Locale)
     ctx.state.locale = locale;
     ctx.status = status;
     ctx.type = 'html';
-    ctx.body = renderer.render(template, locale, { ...data, csrf: ctx.state.csrf, me: { email: user.email, name: user.name, roles: user.roles } });
+    // The account's time zone, else the browser's (a cookie our script sets), else UTC.
+    const browserZone = ctx.cookies.get(TIME_ZONE_COOKIE);
+    const timeZone = user.time_zone ?? (browserZone && isTimeZone(browserZone) ? browserZone : 'UTC');
+    ctx.body = renderer.render(template, locale, {
+      ...data,
+      csrf: ctx.state.csrf,
+      timeZone,
+      me: { email: user.email, name: user.name, roles: user.roles, isAdmin: user.roles.length > 0 },
+    });
   };
 }

@@ -22,7 +22,7 @@ const api = (path: string, token: string | undefined, init: RequestInit = {}) =>
   fetch(`${server.url}/api/admin${path}`, { ...init, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}), ...init.headers } });
 
 describe('the admin console', () => {
-  test('is for super admins only', async () => {
+  test('is closed to users without an admin role', async () => {
     const user = await aUser(server.latchkey);
     const { page } = await consoleSignIn(server.url, user.email, user.password, '/admin');
     expect(page.status).toBe(403);
@@ -30,13 +30,13 @@ describe('the admin console', () => {
 
   test('turns enforcement on, and refuses a save based on a stale read', async () => {
     const admin = await aUser(server.latchkey, { roles: ['super_admin'] });
-    const { agent, page } = await consoleSignIn(server.url, admin.email, admin.password, '/admin');
+    const { agent, page } = await consoleSignIn(server.url, admin.email, admin.password, '/admin/settings');
     expect(page.html).toContain('Enforce multi-factor authentication');
     const version = /name="version" value="(\d+)"/.exec(page.html)![1]!;
-    const saved = await agent.visit(`${server.url}/admin/settings/mfa`, { form: { _csrf: csrfOf(page), version, enforce: 'on' } });
+    const saved = await agent.visit(`${server.url}/admin/settings/enforce-mfa`, { form: { _csrf: csrfOf(page), version, enforce: 'on' } });
     expect(saved.html).toContain('Settings saved.');
     expect((await server.latchkey.mfa.readEnforcement()).value).toBe(true);
-    const stale = await agent.visit(`${server.url}/admin/settings/mfa`, { form: { _csrf: csrfOf(page), version } });
+    const stale = await agent.visit(`${server.url}/admin/settings/enforce-mfa`, { form: { _csrf: csrfOf(page), version } });
     expect(stale.html).toContain('Someone else changed these settings');
     expect((await server.latchkey.mfa.readEnforcement()).value).toBe(true);
     await server.latchkey.mfa.setEnforcement(false, { actorId: admin.id });
@@ -46,7 +46,9 @@ describe('the admin console', () => {
     const admin = await aUser(server.latchkey, { roles: ['super_admin'] });
     const user = await aUser(server.latchkey);
     await enrolTotp(server.latchkey, user, clock);
-    const { agent, page } = await consoleSignIn(server.url, admin.email, admin.password, `/admin?q=${encodeURIComponent(user.email)}`);
+    const { agent, page: list } = await consoleSignIn(server.url, admin.email, admin.password, `/admin/users?q=${encodeURIComponent(user.email)}`);
+    expect(list.html).toContain(user.email);
+    const page = await agent.visit(`${server.url}/admin/users/${user.id}`);
     expect(page.html).toContain('Authenticator app');
     const confirm = await agent.visit(`${server.url}/admin/users/${user.id}/reset-mfa`);
     expect(confirm.html).toContain(user.email);

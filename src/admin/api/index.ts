@@ -1,3 +1,5 @@
+import type { Context } from 'koa';
+import type { UserRow } from '../../db/users.js';
 import { accessAdminOperations } from '../../access/admin-api.js';
 import type { AccessService } from '../../access/service.js';
 import type { ClientStore } from '../../oidc/clients.js';
@@ -8,7 +10,7 @@ import { auditOperations } from './audit.js';
 import { clientOperations } from './clients.js';
 import { adminBearer } from './koa-admin-bearer.js';
 import { openApiDocument } from './openapi.js';
-import { mountOperations } from './operation.js';
+import { invokeOperation, mayCall, mountOperations, type Operation, type RawRequest } from './operation.js';
 import { settingOperations } from './settings.js';
 import { type UserOperationDeps, userOperations } from './users.js';
 
@@ -40,5 +42,21 @@ export function createAdminApi(deps: AdminApiDeps) {
     ctx.set('cache-control', 'public, max-age=300');
     ctx.body = document;
   });
-  return { router, operations, document };
+  const byId = new Map(operations.map((op) => [op.id, op]));
+  const find = (id: string): Operation => {
+    const op = byId.get(id);
+    if (!op) throw new Error(`no admin operation ${id}`);
+    return op;
+  };
+  return {
+    router,
+    operations,
+    document,
+    builtFactors: deps.builtFactors,
+    /** Runs an operation for the console's signed-in user, with the API's checks. */
+    call: (id: string, ctx: Context, raw: RawRequest) => invokeOperation(find(id), ctx, raw, { isSiteAdmin: deps.access.isSiteAdmin }),
+    mayCall: (id: string, user: Pick<UserRow, 'roles'>) => mayCall(find(id), user),
+  };
 }
+
+export type AdminApi = ReturnType<typeof createAdminApi>;

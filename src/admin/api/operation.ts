@@ -82,38 +82,52 @@ export interface MountDeps {
   isSiteAdmin: (siteId: string, userId: string) => Promise<boolean>;
 }
 
-/** Builds the router from the operations: authenticate, find the target, check roles, validate, act. */
+export interface RawRequest {
+  params?: Record<string, string | undefined>;
+  query?: Record<string, unknown>;
+  body?: unknown;
+}
+
+/**
+ * Runs one operation for the signed-in user in `ctx.state.user`: find the target, check roles, validate, act. The
+ * API router and the admin console both come through here, so a page can do no more than the API allows.
+ */
+export async function invokeOperation(op: Operation, ctx: Context, raw: RawRequest, deps: Pick<MountDeps, 'isSiteAdmin'>): Promise<Reply> {
+  const user = ctx.state.user as UserRow;
+  const params = op.params ? op.params.safeParse(raw.params ?? {}) : { success: true as const, data: raw.params ?? {} };
+  if (!params.success) {
+    const field = String(params.error.issues[0]?.path[0] ?? 'id');
+    throw new AppError(404, 'not_found', `no such ${field}`, field);
+  }
+  const siteId = op.site ? await op.site(params.data) : undefined;
+  if (op.site && !siteId) throw new AppError(404, 'not_found', 'no such site or door');
+  // A per-site role counts only on its own sites; on an operation about no site in particular it is a role like any.
+  const allowed =
+    op.roles.some((role) => user.roles.includes(role) && (role !== 'access_site_admin' || !op.site)) ||
+    (op.roles.includes('access_site_admin') && user.roles.includes('access_site_admin') && !!siteId && (await deps.isSiteAdmin(siteId, user.id)));
+  if (!allowed) throw new AppError(403, 'forbidden', `needs one of the roles ${op.roles.join(', ')}`);
+  ctx.state.siteId = siteId;
+
+  if (op.bodyMediaType === 'text/csv' && typeof raw.body !== 'string') throw new AppError(415, 'unsupported_media_type', 'send the file as text/csv');
+  const query = op.query ? op.query.parse(raw.query ?? {}) : {};
+  const body = op.body ? op.body.parse(raw.body ?? {}) : raw.body;
+  const result = await op.handle(ctx, { params: params.data, query, body });
+  if (result instanceof Reply) return result;
+  return new Reply(Number(Object.keys(op.responses).find((status) => status.startsWith('2')) ?? 200), result);
+}
+
+/** Whether this user's roles could let them call the operation at all (for showing or hiding console controls). */
+export const mayCall = (op: Operation, user: Pick<UserRow, 'roles'>) => op.roles.some((role) => user.roles.includes(role));
+
+/** Builds the router from the operations. */
 export function mountOperations(prefix: string, operations: readonly Operation[], deps: MountDeps): Router {
   const router = new Router({ prefix });
   const json = parseBody();
   for (const op of operations) {
-    const success = Number(Object.keys(op.responses).find((status) => status.startsWith('2')) ?? 200);
     router[op.method](op.path, deps.authenticate, async (ctx, next) => (op.bodyMediaType === 'text/csv' ? next() : json(ctx, next)), async (ctx) => {
-      const user = ctx.state.user as UserRow;
-      const params = op.params ? op.params.safeParse(ctx.params) : { success: true as const, data: ctx.params };
-      if (!params.success) {
-        const field = String(params.error.issues[0]?.path[0] ?? 'id');
-        throw new AppError(404, 'not_found', `no such ${field}`, field);
-      }
-      const siteId = op.site ? await op.site(params.data) : undefined;
-      if (op.site && !siteId) throw new AppError(404, 'not_found', 'no such site or door');
-      // A per-site role counts only on its own sites; on an operation about no site in particular it is a role like any.
-      const allowed =
-        op.roles.some((role) => user.roles.includes(role) && (role !== 'access_site_admin' || !op.site)) ||
-        (op.roles.includes('access_site_admin') && user.roles.includes('access_site_admin') && !!siteId && (await deps.isSiteAdmin(siteId, user.id)));
-      if (!allowed) throw new AppError(403, 'forbidden', `needs one of the roles ${op.roles.join(', ')}`);
-      ctx.state.siteId = siteId;
-
-      const query = op.query ? op.query.parse(ctx.query) : {};
-      let body: unknown;
-      if (op.bodyMediaType === 'text/csv') {
-        if (!ctx.is('text/csv')) throw new AppError(415, 'unsupported_media_type', 'send the file as text/csv');
-        body = await readText(ctx, MAX_CSV_BYTES);
-      } else if (op.body) {
-        body = op.body.parse(ctx.request.body ?? {});
-      }
-      const result = await op.handle(ctx, { params: params.data, query, body });
-      const reply = result instanceof Reply ? result : new Reply(success, result);
+      let body = ctx.request.body;
+      if (op.bodyMediaType === 'text/csv') body = ctx.is('text/csv') ? await readText(ctx, MAX_CSV_BYTES) : undefined;
+      const reply = await invokeOperation(op, ctx, { params: ctx.params, query: ctx.query, body }, deps);
       ctx.status = reply.status;
       for (const [name, value] of Object.entries(reply.headers)) ctx.set(name, value);
       if (reply.status !== 204 && reply.body !== undefined) ctx.body = reply.body;
