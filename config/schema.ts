@@ -35,6 +35,7 @@ export const configSchema = z
       })
       .optional(),
     LATCHKEY_MIGRATE_ON_START: booleanFromEnv.default(true),
+    LATCHKEY_METRICS_TOKEN: z.string().min(16, { message: 'expected at least 16 characters' }).max(256).optional(),
     LATCHKEY_ADMIN_EMAIL: z.email({ message: 'expected an email address' }).optional(),
     LATCHKEY_ADMIN_PASSWORD: z.string().min(12, { message: 'expected at least 12 characters' }).optional(),
     LATCHKEY_DEFAULT_LOCALE: z.enum(['en', 'ko']).default('en'),

@@ -8,6 +8,7 @@ import { createSettingsStore, settingDefaults } from './config/settings.js';
 import { createInteractionRouter } from './interactions/routes.js';
 import { errorHandler } from './koa-errors.js';
 import { requestLog } from './koa-request-log.js';
+import { createMetrics } from './metrics.js';
 import type { Logger } from './logger.js';
 import { createClientStore } from './oidc/clients.js';
 import { ensureKeys, loadKeyMaterial } from './oidc/keys.js';
@@ -55,7 +56,8 @@ export interface LatchkeyOptions {
 export async function createLatchkey(options: LatchkeyOptions) {
   const { config, db, logger } = options;
   const clock = options.clock ?? systemClock;
-  const queries = createQueries(db);
+  const metrics = createMetrics(db);
+  const queries = createQueries(db, { onAudit: metrics.onAudit });
   const settings = createSettingsStore(queries, settingDefaults(config));
   const box = createSecretBox(options.masterKey);
   const renderer = createPageRenderer();
@@ -99,7 +101,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
   const providers = createProviderHolder((keys) => {
     // Mounted, oidc-provider signs cookies through this app's context: both must hold the same keys.
     app.keys = keys.cookieKeys;
-    return createProvider({
+    const provider = createProvider({
         config,
         queries,
         clients,
@@ -112,6 +114,9 @@ export async function createLatchkey(options: LatchkeyOptions) {
       },
       onServerError: (ctx, err) => (ctx.state.log ?? logger).error({ err }, 'oidc-provider server error'),
     });
+    provider.on('grant.success', (ctx) => metrics.tokenIssued(String(ctx.oidc.params?.grant_type ?? 'unknown')));
+    provider.on('grant.error', (ctx, error) => metrics.tokenFailed(String(ctx.oidc.params?.grant_type ?? 'unknown'), String((error as { error?: string }).error ?? 'server_error')));
+    return provider;
   }, await loadKeyMaterial(queries, box, clock));
 
   const statics: Record<string, { type: string; body: Buffer }> = {
@@ -119,6 +124,8 @@ export async function createLatchkey(options: LatchkeyOptions) {
     '/static/latchkey.js': { type: 'js', body: fs.readFileSync(path.join(VIEWS_DIR, 'static', 'latchkey.js')) },
   };
   app.use(requestLog(logger));
+  app.use(metrics.httpLatency());
+  const metricsEndpoint = metrics.endpoint(config.metricsToken);
   app.use(errorHandler(renderer, config.defaultLocale));
   app.use(securityHeaders());
   app.use(async (ctx, next) => {
@@ -133,6 +140,8 @@ export async function createLatchkey(options: LatchkeyOptions) {
       ctx.body = { status: ready ? 'ready' : 'database unavailable' };
     } else if (ctx.path === '/' && ctx.method === 'GET') {
       ctx.redirect('/account');
+    } else if (ctx.path === '/metrics' && ctx.method === 'GET') {
+      await metricsEndpoint(ctx);
     } else if (statics[ctx.path]) {
       ctx.type = statics[ctx.path]!.type;
       ctx.set('cache-control', 'public, max-age=3600');
@@ -152,6 +161,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
     mfa,
     queries,
     clock,
+    onSignedIn: metrics.signedIn,
   });
   app.use(interactions.routes());
   const people = { queries, hasher, settings, notifier, clock, issuer: config.issuer };
@@ -173,6 +183,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
     access,
     settings,
     adminApi,
+    metrics,
     hasher,
     box,
     clock,

@@ -32,6 +32,8 @@ export interface Config {
   totp: { algorithm: 'sha1' | 'sha256' | 'sha512'; digits: 6 | 8; period: number };
   mfa: { factors: Array<'totp' | 'sms' | 'email' | 'pin'>; accountFailures: number; pinWebMinLength: number };
   shutdownGraceSeconds: number;
+  /** When set, /metrics asks for it as a bearer token. */
+  metricsToken?: string;
 }
 
 function describeIssue(issue: z.core.$ZodIssue, env: Record<string, string | undefined>): string {
@@ -99,5 +101,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     totp: { algorithm: raw.LATCHKEY_TOTP_ALGORITHM, digits: raw.LATCHKEY_TOTP_DIGITS as 6 | 8, period: raw.LATCHKEY_TOTP_PERIOD },
     mfa: { factors: raw.LATCHKEY_MFA_FACTORS, accountFailures: raw.LATCHKEY_MFA_ACCOUNT_FAILURES, pinWebMinLength: raw.LATCHKEY_PIN_WEB_MIN_LENGTH },
     shutdownGraceSeconds: raw.LATCHKEY_SHUTDOWN_GRACE_SECONDS,
+    metricsToken: raw.LATCHKEY_METRICS_TOKEN,
   };
 }

@@ -33,11 +33,11 @@ export interface AuditFilter {
   to?: Date;
 }
 
-export function createAuditQueries(db: Database) {
+export function createAuditQueries(db: Database, onEvent?: (event: AuditEvent) => void) {
   const events = () => db<AuditRow>('audit_events');
   return {
-    insert: (event: AuditEvent) =>
-      events().insert({
+    insert: async (event: AuditEvent) => {
+      await events().insert({
         action: event.action,
         outcome: event.outcome,
         actor_id: event.actorId ?? null,
@@ -47,7 +47,9 @@ export function createAuditQueries(db: Database) {
         user_agent: event.userAgent?.slice(0, 512) ?? null,
         details: JSON.stringify(event.details ?? {}) as unknown as Record<string, unknown>,
         ...(event.occurredAt ? { occurred_at: event.occurredAt } : {}),
-      }),
+      });
+      onEvent?.(event);
+    },
     /**
      * Newest first, in id order (ids only grow), so `before` is a stable cursor. `userId` matches the user acted on
      * or the user acting; `action` matches exactly or, ending in `.`, as a prefix (`mfa.`).

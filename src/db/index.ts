@@ -1,5 +1,5 @@
 import { createAccessQueries } from './access.js';
-import { createAuditQueries } from './audit.js';
+import { type AuditEvent, createAuditQueries } from './audit.js';
 import { createClientQueries } from './clients.js';
 import type { Database } from './connect.js';
 import { createInvitationQueries } from './invitations.js';
@@ -12,7 +12,7 @@ import { createThrottleQueries } from './throttle.js';
 import { createUserQueries } from './users.js';
 
 /** Every table's queries on one object: the only way the rest of the code reaches the database. */
-export function createQueries(db: Database) {
+export function createQueries(db: Database, hooks: { onAudit?: (event: AuditEvent) => void } = {}) {
   return {
     db,
     users: createUserQueries(db),
@@ -20,7 +20,7 @@ export function createQueries(db: Database) {
     oidcModels: createOidcModelQueries(db),
     keys: createKeyQueries(db),
     throttle: createThrottleQueries(db),
-    audit: createAuditQueries(db),
+    audit: createAuditQueries(db, hooks.onAudit),
     factors: createFactorQueries(db),
     recoveryCodes: createRecoveryCodeQueries(db),
     loginProgress: createLoginProgressQueries(db),

@@ -25,6 +25,8 @@ export interface InteractionDeps {
   queries: Queries;
   clock: Clock;
   defaultLocale: Locale;
+  /** Told of every completed sign-in (metrics). */
+  onSignedIn?: (amr: readonly string[]) => void;
 }
 
 const codeFormSchema = z.object({
@@ -77,6 +79,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
   const finishLogin = async (ctx: Context, accountId: string, amr: string[]) => {
     await queries.loginProgress.finish(ctx.params.uid!);
     await finish(ctx, { login: { accountId, amr, acr: amr.includes('mfa') ? ACR.mfa : ACR.password, remember: true } }, false);
+    deps.onSignedIn?.(amr);
   };
 
   const actorOf = (ctx: Context, userId: string, clientId?: unknown) => ({
