@@ -1,8 +1,13 @@
 #!/usr/bin/env node
+import fs from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { createUser, ensureSuperAdmin } from './admin/users.js';
 import { createLatchkey } from './app.js';
+import { importAccessCsv } from './access/csv.js';
+import { auditCsv, auditFilterSchema, toAuditFilter } from './admin/api/audit.js';
 import { boot } from './boot.js';
 import { createQueries } from './db/index.js';
 import { migrateToLatest, rollbackMigrations } from './db/migrate.js';
@@ -118,6 +123,30 @@ const commands: Record<string, Command> = {
       const latchkey = await createLatchkey(booted);
       await latchkey.mfa.setEnforcement(value === 'on', CLI_ACTOR);
       out(`multi-factor authentication is ${value === 'on' ? 'enforced' : 'not enforced'}`);
+    },
+  },
+  'access import': {
+    usage: 'access import FILE.csv [--write]        check a door CSV (email,name,kind,value); --write imports it, all or nothing',
+    options: { write: { type: 'boolean' } },
+    async run(values, booted, positionals) {
+      const file = z.string({ message: 'expected the CSV file' }).min(1).parse(positionals[0]);
+      const latchkey = await createLatchkey(booted);
+      const report = await importAccessCsv({ queries: latchkey.queries, box: latchkey.box, lookup: latchkey.access.lookup }, fs.readFileSync(file, 'utf8'), !values.write);
+      await latchkey.queries.audit.insert({ action: 'access.import', outcome: report.ok ? 'success' : 'failure', ...CLI_ACTOR, details: { dry_run: !values.write, rows: report.rows, problems: report.problems.length, created: report.created } });
+      for (const problem of report.problems) process.stderr.write(`line ${problem.line}: ${problem.reason}\n`);
+      if (!report.ok) throw new Error(`${report.problems.length} bad line(s): nothing was written`);
+      out(values.write ? `imported ${report.rows} rows: ${report.created.users} new users, ${report.created.credentials} credentials, ${report.created.codes} codes` : `all ${report.rows} rows are valid (dry run: add --write to import)`);
+    },
+  },
+  'audit export': {
+    usage: 'audit export [--user ID] [--action A] [--outcome O] [--from ISO] [--to ISO] [--out FILE]   the audit log as CSV',
+    options: { user: { type: 'string' }, action: { type: 'string' }, outcome: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, out: { type: 'string' } },
+    async run(values, { db }) {
+      const filter = auditFilterSchema.parse({ user_id: values.user, action: values.action, outcome: values.outcome, from: values.from, to: values.to });
+      const queries = createQueries(db);
+      const target: NodeJS.WritableStream = values.out ? fs.createWriteStream(values.out as string) : process.stdout;
+      await pipeline(Readable.from(auditCsv(queries, toAuditFilter(filter))), target, { end: target !== process.stdout });
+      await queries.audit.insert({ action: 'audit.export', outcome: 'success', ...CLI_ACTOR, details: { filter } });
     },
   },
   'keys rotate': {

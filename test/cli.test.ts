@@ -31,7 +31,7 @@ describe('the latchkey CLI', () => {
   test('--help lists every command; an unknown command fails with usage', () => {
     const help = cli('--help');
     expect(help.code).toBe(0);
-    for (const command of ['migrate', 'client create', 'user create', 'user reset-mfa', 'settings enforce-mfa', 'keys rotate']) {
+    for (const command of ['migrate', 'client create', 'user create', 'admin create', 'user reset-mfa', 'settings enforce-mfa', 'access import', 'audit export', 'keys rotate']) {
       expect(help.out).toContain(command);
     }
     expect(cli('client', 'create', '--help').out).toContain('--redirect-uri');
@@ -66,5 +66,24 @@ describe('the latchkey CLI', () => {
     const unknown = cli('user', 'reset-mfa', '--email', 'nobody@example.test');
     expect(unknown.code).toBe(1);
     expect(unknown.err).toContain('no user has the email nobody@example.test');
+  }, 90_000);
+
+  test('imports a door CSV (a bad one writes nothing and fails) and exports the audit log as CSV', () => {
+    const good = path.join(dataDir, 'good.csv');
+    const bad = path.join(dataDir, 'bad.csv');
+    fs.writeFileSync(good, 'email,name,kind,value\ncli.person@example.test,CLI Person,card,CLI-0001\n');
+    fs.writeFileSync(bad, 'email,name,kind,value\nnot-an-email,X,card,CLI-0002\n');
+    const refused = cli('access', 'import', bad, '--write');
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain('line 2');
+    expect(cli('access', 'import', good).out).toContain('dry run');
+    expect(cli('access', 'import', good, '--write').out).toContain('1 new users');
+
+    const exported = cli('audit', 'export', '--action', 'access.');
+    expect(exported.code).toBe(0);
+    const lines = exported.out.trim().split('\n');
+    expect(lines[0]).toBe('id,occurred_at,action,outcome,actor_id,subject_id,client_id,ip,user_agent,details');
+    expect(lines.filter((line) => line.includes('access.import'))).toHaveLength(3);
+    expect(cli('audit', 'export', '--from', 'yesterday').err).toContain('from');
   }, 90_000);
 });
