@@ -17,7 +17,12 @@ export function createConsolePage(renderer: PageRenderer, defaultLocale: Locale)
     ctx.status = status;
     ctx.type = 'html';
     // The account's time zone, else the browser's (a cookie our script sets), else UTC.
-    const browserZone = ctx.cookies.get(TIME_ZONE_COOKIE);
+    let browserZone = ctx.cookies.get(TIME_ZONE_COOKIE);
+    try {
+      browserZone = browserZone && decodeURIComponent(browserZone);
+    } catch {
+      browserZone = undefined;
+    }
     const timeZone = user.time_zone ?? (browserZone && isTimeZone(browserZone) ? browserZone : 'UTC');
     ctx.body = renderer.render(template, locale, {
       ...data,
