@@ -31,7 +31,7 @@ describe('the account console', () => {
     const change = (current: string, next: string, again = next) =>
       agent.visit(`${server.url}/account/password`, { form: { _csrf: csrfOf(page), current_password: current, new_password: next, new_password_again: again } });
     expect((await change('wrong', 'a brand new passphrase')).html).toContain('The current password is wrong.');
-    expect((await change(user.password, 'a brand new passphrase', 'something else')).html).toContain("don't match");
+    expect((await change(user.password, 'a brand new passphrase', 'something else')).html).toContain('The two new passwords');
     await server.latchkey.settings.write('password-policy', { min_length: 20 });
     expect((await change(user.password, 'only 16 letters!')).html).toContain('too short');
     expect((await change(user.password, 'a brand new passphrase')).html).toContain('Your password was changed.');
@@ -77,7 +77,11 @@ describe('the admin console by role', () => {
     const manager = await aUser(server.latchkey, { roles: ['access_credential_manager'] });
     const person = await aUser(server.latchkey);
     const { agent, page } = await consoleSignIn(server.url, manager.email, manager.password, `/admin/users/${person.id}`);
-    expect(page.status).toBe(403);
+    expect(page.status).toBe(200);
+    expect(page.html).not.toContain('/reset-mfa');
+    const generated = await agent.visit(`${server.url}/admin/users/${person.id}/mfa-codes`, { form: { _csrf: csrfOf(page), length: '8' } });
+    expect(generated.html).toMatch(/data-generated-code>\d{8}</);
+    expect(await server.latchkey.access.listCodes(person.id)).toHaveLength(1);
     expect((await agent.visit(`${server.url}/admin/settings`)).status).toBe(403);
     const doors = await agent.visit(`${server.url}/admin/doors`);
     expect(doors.html).toContain('/admin/doors/import');
