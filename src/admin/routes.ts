@@ -67,7 +67,8 @@ export function createAdminRouter(deps: AdminDeps) {
 
   // The CSV import page takes a whole file in a form field: a larger limit for that one route.
   const largeForm = bodyParser({ enableTypes: ['form'], formLimit: '10mb' }) as unknown as Middleware;
-  pages.use(async (ctx, next) => (ctx.path === '/admin/doors/import' ? largeForm(ctx, next) : parseBody()(ctx, next)));
+  const smallBody = parseBody();
+  pages.use(async (ctx, next) => (ctx.path === '/admin/doors/import' ? largeForm(ctx, next) : smallBody(ctx, next)));
   pages.use(csrf(), deps.console.requireUser, anyAdminRole);
 
   pages.get('/', (ctx) => {

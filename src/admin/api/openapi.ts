@@ -18,7 +18,15 @@ function toSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
   return rest;
 }
 
-function parametersOf(schema: z.ZodType | undefined, where: 'path' | 'query') {
+interface Parameter {
+  name: string;
+  in: 'path' | 'query' | 'header';
+  required: boolean;
+  description?: string;
+  schema: JsonSchema;
+}
+
+function parametersOf(schema: z.ZodType | undefined, where: 'path' | 'query'): Parameter[] {
   if (!schema) return [];
   const object = toSchema(schema, 'input') as { properties?: Record<string, JsonSchema>; required?: string[] };
   return Object.entries(object.properties ?? {}).map(([name, property]) => ({
@@ -52,7 +60,7 @@ export function openApiDocument(operations: readonly Operation[], options: { pre
     responses['403'] = problem(`the token's user lacks the role (needs one of: ${op.roles.join(', ')})`);
     if (op.params || op.site) responses['404'] ??= problem('no such resource');
     const parameters = [...parametersOf(op.params, 'path'), ...parametersOf(op.query, 'query')];
-    if (op.ifMatch) parameters.push({ name: 'If-Match', in: 'header' as 'path', required: false, description: 'the ETag from GET: refuse the change (412) if the setting changed since', schema: { type: 'string' } });
+    if (op.ifMatch) parameters.push({ name: 'If-Match', in: 'header', required: false, description: 'the ETag from GET: refuse the change (412) if the setting changed since', schema: { type: 'string' } });
     paths[path] ??= {};
     paths[path][op.method] = {
       operationId: op.id,
