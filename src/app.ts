@@ -58,7 +58,6 @@ export async function createLatchkey(options: LatchkeyOptions) {
   const clock = options.clock ?? systemClock;
   const metrics = createMetrics(db);
   const queries = createQueries(db, { onAudit: metrics.onAudit });
-  const settings = createSettingsStore(queries, settingDefaults(config));
   const box = createSecretBox(options.masterKey);
   const renderer = createPageRenderer();
   const clients = createClientStore(queries, box);
@@ -83,6 +82,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
     queries,
     config.mfa.factors.filter((id) => available[id]).map((id) => available[id]!()),
   );
+  const settings = createSettingsStore(queries, settingDefaults(config, registry.factors.map((f) => f.id)));
   const mfa = createMfaService({
     queries,
     registry,

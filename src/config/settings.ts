@@ -11,7 +11,7 @@ import type { Config } from './index.js';
 export const settingSchemas = {
   'enforce-mfa': z.object({ enabled: z.boolean({ message: 'expected true or false' }) }).strict(),
   factors: z
-    .object({ enabled: z.array(z.enum(FACTOR_IDS)).max(FACTOR_IDS.length).refine((ids) => new Set(ids).size === ids.length, { message: 'each factor once' }) })
+    .object({ enabled: z.array(z.enum(FACTOR_IDS)).min(1, { message: 'at least one factor' }).max(FACTOR_IDS.length).refine((ids) => new Set(ids).size === ids.length, { message: 'each factor once' }) })
     .strict(),
   // NIST SP 800-63B 5.1.1.2: at least 8 characters and no composition rules; an admin may ask for more length.
   'password-policy': z.object({ min_length: z.number().int().min(8).max(128) }).strict(),
@@ -33,10 +33,11 @@ const storageKey = (name: SettingName) => name.replace(/-/g, '_');
 /** Long enough to spare the hot paths a query, short enough that another instance's change shows up soon. */
 export const SETTINGS_CACHE_MS = 5000;
 
-export function settingDefaults(config: Config): { [N in SettingName]: SettingValue<N> } {
+/** The environment's values; `builtFactors` are the configured factors that can actually run (SMS needs Twilio…). */
+export function settingDefaults(config: Config, builtFactors: ReadonlyArray<SettingValue<'factors'>['enabled'][number]>): { [N in SettingName]: SettingValue<N> } {
   return {
     'enforce-mfa': { enabled: false },
-    factors: { enabled: [...config.mfa.factors] },
+    factors: { enabled: [...builtFactors] },
     'password-policy': { min_length: 8 },
     lockout: {
       login_account_failures: config.loginThrottle.accountFailures,
