@@ -11,6 +11,7 @@ import type { PageRenderer } from '../render.js';
 import { parseBody } from '../security/koa-body.js';
 import { csrf } from '../security/koa-csrf.js';
 import type { AdminApi } from './api/index.js';
+import { settingOperationId } from './api/settings.js';
 import { ROLES } from './users.js';
 import type { Queries } from '../db/index.js';
 
@@ -172,10 +173,9 @@ export function createAdminRouter(deps: AdminDeps) {
     const name = settingParam.parse(ctx.params.name);
     const { version } = z.object({ version: versionField }).parse(ctx.request.body);
     const body = settingForms[name].parse(ctx.request.body);
-    const id = `put${name.replace(/(^|-)(\w)/g, (_all, _dash, letter: string) => letter.toUpperCase())}Setting`;
     ctx.request.headers['if-match'] = `"${version}"`;
     try {
-      await call(ctx, id, { body });
+      await call(ctx, settingOperationId('put', name), { body });
     } catch (error) {
       if ((error as AppError).status === 412) return ctx.redirect('/admin/settings?notice=settings_conflict');
       throw error;
@@ -201,8 +201,9 @@ export function createAdminRouter(deps: AdminDeps) {
     render(ctx, 'admin-doors', { sites, canImport: may(ctx, 'importAccessCsv') });
   });
   pages.get('/doors/sites/:siteId', async (ctx) => {
-    const site = await deps.queries.access.findSite(z.uuid().safeParse(ctx.params.siteId).data ?? '00000000-0000-0000-0000-000000000000');
+    // The operation finds the site and checks the role first: after it, the id is a site this user may see.
     const detail = (await call(ctx, 'getSite', { params: ctx.params })).body;
+    const site = await deps.queries.access.findSite(ctx.params.siteId!);
     render(ctx, 'admin-site', { site, detail, weekdays: WEEKDAYS });
   });
   pages.get('/doors/import', (ctx) => render(ctx, 'admin-import', { csv: '' }));

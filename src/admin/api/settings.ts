@@ -7,6 +7,10 @@ import { ifMatchVersion, operation, Reply } from './operation.js';
 
 const etag = (version: number) => `"${version}"`;
 
+/** `getEnforceMfaSetting`, `putLockoutSetting`…: the console finds the operation for a form by the same name. */
+export const settingOperationId = (verb: 'get' | 'put', name: SettingName) =>
+  `${verb}${name.replace(/(^|-)(\w)/g, (_all, _dash, letter: string) => letter.toUpperCase())}Setting`;
+
 export function settingOperations(deps: { queries: Queries; settings: SettingsStore; builtFactors: readonly string[] }) {
   const { settings, queries } = deps;
   const tag = 'settings';
@@ -33,11 +37,9 @@ export function settingOperations(deps: { queries: Queries; settings: SettingsSt
       },
       handle: async () => settings.readAll(),
     }),
-    ...SETTING_NAMES.flatMap((name) => {
-      const pascal = name.replace(/(^|-)(\w)/g, (_all, _dash, letter: string) => letter.toUpperCase());
-      return [
+    ...SETTING_NAMES.flatMap((name) => [
         operation({
-          id: `get${pascal}Setting`,
+          id: settingOperationId('get', name),
           method: 'get',
           path: `/settings/${name}`,
           tag,
@@ -50,7 +52,7 @@ export function settingOperations(deps: { queries: Queries; settings: SettingsSt
           },
         }),
         operation({
-          id: `put${pascal}Setting`,
+          id: settingOperationId('put', name),
           method: 'put',
           path: `/settings/${name}`,
           tag,
@@ -71,7 +73,6 @@ export function settingOperations(deps: { queries: Queries; settings: SettingsSt
             return new Reply(200, saved.value, { etag: etag(saved.version) });
           },
         }),
-      ];
-    }),
+      ]),
   ];
 }
