@@ -3,6 +3,7 @@ import path from 'node:path';
 import Koa from 'koa';
 import type { Config } from './config/index.js';
 import type { Database } from './db/connect.js';
+import { createChangeFeed } from './db/change-feed.js';
 import { createQueries } from './db/index.js';
 import { createSettingsStore, settingDefaults } from './config/settings.js';
 import { createInteractionRouter } from './interactions/routes.js';
@@ -60,7 +61,8 @@ export async function createLatchkey(options: LatchkeyOptions) {
   const queries = createQueries(db, { onAudit: metrics.onAudit });
   const box = createSecretBox(options.masterKey);
   const renderer = createPageRenderer();
-  const clients = createClientStore(queries, box);
+  const changes = createChangeFeed(db, logger);
+  const clients = createClientStore(queries, box, changes);
   const hasher = createPasswordHasher(config.argon2);
   const throttle = createThrottle(queries, clock);
   const devLog = config.devLogMessages && config.env !== 'production';
@@ -82,7 +84,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
     queries,
     config.mfa.factors.filter((id) => available[id]).map((id) => available[id]!()),
   );
-  const settings = createSettingsStore(queries, settingDefaults(config, registry.factors.map((f) => f.id)));
+  const settings = createSettingsStore(queries, settingDefaults(config, registry.factors.map((f) => f.id)), changes);
   const mfa = createMfaService({
     queries,
     registry,
@@ -197,6 +199,8 @@ export async function createLatchkey(options: LatchkeyOptions) {
       await queries.loginProgress.purgeExpired(now);
       await queries.sentCodes.purgeExpired(now);
     },
+    /** Stops listening for other instances' changes; the database itself is the caller's to close. */
+    close: () => changes.close(),
   };
 }
 

@@ -41,7 +41,7 @@ const commands: Record<string, Command> = {
   'client create': {
     usage:
       'client create --name NAME --redirect-uri URI [--redirect-uri URI…] [--post-logout-redirect-uri URI…]\n' +
-      '              [--public] [--client-credentials] [--id ID] [--alg RS256|ES256] [--require-mfa] [--admin-api]',
+      '              [--public] [--client-credentials] [--id ID] [--alg RS256|ES256] [--require-mfa] [--first-party] [--admin-api]',
     options: {
       name: { type: 'string' },
       id: { type: 'string' },
@@ -51,6 +51,7 @@ const commands: Record<string, Command> = {
       'client-credentials': { type: 'boolean' },
       alg: { type: 'string' },
       'require-mfa': { type: 'boolean' },
+      'first-party': { type: 'boolean' },
       'admin-api': { type: 'boolean' },
     },
     async run(values, { db, masterKey }) {
@@ -65,6 +66,7 @@ const commands: Record<string, Command> = {
         token_endpoint_auth_method: values.public ? 'none' : 'client_secret_basic',
         id_token_signed_response_alg: (values.alg as 'RS256' | 'ES256' | undefined) ?? 'RS256',
         require_mfa: Boolean(values['require-mfa']),
+        first_party: Boolean(values['first-party']),
         latchkey_admin_api: Boolean(values['admin-api']),
       });
       out(`client_id:     ${created.clientId}`);

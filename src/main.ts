@@ -43,6 +43,7 @@ async function shutdown(signal: string) {
   force.unref();
   server.closeIdleConnections();
   await new Promise((resolve) => server.close(resolve));
+  await latchkey.close();
   await db.destroy();
   logger.info('stopped');
   process.exit(0);

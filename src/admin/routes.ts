@@ -140,10 +140,11 @@ export function createAdminRouter(deps: AdminDeps) {
     render(ctx, 'admin-clients', { ...list, canEdit: may(ctx, 'registerClient') });
   });
   pages.post('/clients', async (ctx) => {
-    const form = z.object({ client_name: z.string(), redirect_uri: z.string(), require_mfa: checkbox, kind: z.enum(['web', 'public', 'machine']) }).parse(ctx.request.body);
+    const form = z.object({ client_name: z.string(), redirect_uri: z.string(), require_mfa: checkbox, first_party: checkbox, kind: z.enum(['web', 'public', 'machine']) }).parse(ctx.request.body);
     const body = {
       client_name: form.client_name,
       require_mfa: form.require_mfa,
+      first_party: form.first_party,
       ...(form.kind === 'machine'
         ? { grant_types: ['client_credentials'] }
         : { redirect_uris: form.redirect_uri ? [form.redirect_uri] : [], ...(form.kind === 'public' ? { token_endpoint_auth_method: 'none' } : {}) }),

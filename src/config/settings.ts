@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { ChangeFeed } from '../db/change-feed.js';
 import type { Queries } from '../db/index.js';
 import { FACTOR_IDS } from '../mfa/factor.js';
 import type { Config } from './index.js';
@@ -30,8 +31,8 @@ export type SettingValue<N extends SettingName> = z.output<(typeof settingSchema
 export const SETTING_NAMES = Object.keys(settingSchemas) as SettingName[];
 
 const storageKey = (name: SettingName) => name.replace(/-/g, '_');
-/** Long enough to spare the hot paths a query, short enough that another instance's change shows up soon. */
-export const SETTINGS_CACHE_MS = 5000;
+/** A backstop only: a change is announced on the change feed, and every instance drops its copy at once. */
+export const SETTINGS_CACHE_MS = 60_000;
 
 /** The environment's values; `builtFactors` are the configured factors that can actually run (SMS needs Twilio…). */
 export function settingDefaults(config: Config, builtFactors: ReadonlyArray<SettingValue<'factors'>['enabled'][number]>): { [N in SettingName]: SettingValue<N> } {
@@ -54,8 +55,9 @@ export interface Versioned<T> {
   version: number;
 }
 
-export function createSettingsStore(queries: Queries, defaults: ReturnType<typeof settingDefaults>, now: () => number = Date.now) {
+export function createSettingsStore(queries: Queries, defaults: ReturnType<typeof settingDefaults>, feed: ChangeFeed, now: () => number = Date.now) {
   const cache = new Map<SettingName, Versioned<unknown> & { readAt: number }>();
+  feed.subscribe('setting', (key) => (key === undefined ? cache.clear() : cache.delete(key as SettingName)));
 
   async function read<N extends SettingName>(name: N): Promise<Versioned<SettingValue<N>>> {
     const cached = cache.get(name);
@@ -75,9 +77,8 @@ export function createSettingsStore(queries: Queries, defaults: ReturnType<typeo
     async write<N extends SettingName>(name: N, value: SettingValue<N>, expectedVersion?: number): Promise<Versioned<SettingValue<N>> | undefined> {
       const row = await queries.settings.put(storageKey(name), value, expectedVersion);
       if (!row) return undefined;
-      const fresh = { value, version: row.version, readAt: now() };
-      cache.set(name, fresh);
-      return fresh;
+      await feed.publish('setting', name);
+      return { value, version: row.version };
     },
     async readAll() {
       const entries = await Promise.all(SETTING_NAMES.map(async (name) => [name, await read(name)] as const));

@@ -70,15 +70,19 @@ export function createInteractionRouter(deps: InteractionDeps) {
     ctx.body = deps.renderer.render(template, locale, { ...data, csrf: ctx.state.csrf, uid: ctx.params.uid });
   };
 
-  const finish = async (ctx: Context, result: InteractionResults, merge: boolean) => {
-    const returnTo = await provider().interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
+  type Interaction = Awaited<ReturnType<typeof details>>['interaction'];
+  /** oidc-provider's interactionResult, on the interaction this request already read (it would read it again). */
+  const finish = async (ctx: Context, interaction: Interaction, result: InteractionResults, merge: boolean) => {
+    interaction.result = merge ? { ...interaction.lastSubmission, ...result } : result;
+    await interaction.save(interaction.exp - Math.floor(Date.now() / 1000));
     ctx.status = 303;
-    ctx.redirect(returnTo);
+    ctx.redirect(interaction.returnTo);
   };
 
-  const finishLogin = async (ctx: Context, accountId: string, amr: string[]) => {
-    await queries.loginProgress.finish(ctx.params.uid!);
-    await finish(ctx, { login: { accountId, amr, acr: amr.includes('mfa') ? ACR.mfa : ACR.password, remember: true } }, false);
+  /** `progressKept`: the sign-in went through a second-factor step whose progress row must go. */
+  const finishLogin = async (ctx: Context, interaction: Interaction, accountId: string, amr: string[], progressKept = true) => {
+    if (progressKept) await queries.loginProgress.finish(interaction.uid);
+    await finish(ctx, interaction, { login: { accountId, amr, acr: amr.includes('mfa') ? ACR.mfa : ACR.password, remember: true } }, false);
     deps.onSignedIn?.(amr);
   };
 
@@ -188,7 +192,8 @@ export function createInteractionRouter(deps: InteractionDeps) {
     }
     const acrValues = typeof interaction.params.acr_values === 'string' ? interaction.params.acr_values : undefined;
     const decision = await mfa.decide(outcome.user, { requireMfa: clientRequiresMfa }, acrValues);
-    if (!decision.required) return finishLogin(ctx, outcome.user.id, ['pwd']);
+    // No second factor: no progress row was made for this sign-in.
+    if (!decision.required) return finishLogin(ctx, interaction, outcome.user.id, ['pwd'], false);
     const now = clock.now();
     await queries.loginProgress.start({ interaction_uid: interaction.uid, user_id: outcome.user.id, password_verified_at: now, expires_at: new Date(now.getTime() + TOKEN_TTL.Interaction * 1000) });
     ctx.status = 303;
@@ -208,7 +213,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
       { interactionUid: interaction.uid, locale },
       actorOf(ctx, current.user.id, interaction.params.client_id),
     );
-    if (outcome.ok) return finishLogin(ctx, current.user.id, outcome.amr);
+    if (outcome.ok) return finishLogin(ctx, interaction, current.user.id, outcome.amr);
     if (outcome.locked) {
       ctx.set('retry-after', String(outcome.retryAfterSeconds ?? 60));
       return renderSecondFactor(ctx, locale, clientName, current.user, 'mfa.error.locked', 429);
@@ -217,7 +222,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
     if (failures >= MAX_FAILURES_PER_SIGN_IN) {
       // Enough guesses for this sign-in: end it, the app gets access_denied and the user starts again.
       await queries.loginProgress.finish(interaction.uid);
-      return finish(ctx, { error: 'access_denied', error_description: 'too many wrong codes' }, false);
+      return finish(ctx, interaction, { error: 'access_denied', error_description: 'too many wrong codes' }, false);
     }
     return renderSecondFactor(ctx, locale, clientName, current.user, 'mfa.error.invalid', 401);
   });
@@ -250,10 +255,10 @@ export function createInteractionRouter(deps: InteractionDeps) {
   });
 
   router.post('/continue', async (ctx) => {
-    await details(ctx, 'login');
+    const { interaction } = await details(ctx, 'login');
     const current = await progressOf(ctx);
     if (!current?.progress.verified_amr) throw new AppError(400, 'interaction_step');
-    await finishLogin(ctx, current.user.id, current.progress.verified_amr);
+    await finishLogin(ctx, interaction, current.user.id, current.progress.verified_amr);
   });
 
   router.post('/confirm', async (ctx) => {
@@ -270,13 +275,13 @@ export function createInteractionRouter(deps: InteractionDeps) {
     if (missingScope) grant.addOIDCScope(missingScope.join(' '));
     if (missingClaims) grant.addOIDCClaims(missingClaims);
     const grantId = await grant.save();
-    await finish(ctx, { consent: interaction.grantId ? {} : { grantId } }, true);
+    await finish(ctx, interaction, { consent: interaction.grantId ? {} : { grantId } }, true);
   });
 
   router.post('/abort', async (ctx) => {
-    await details(ctx);
-    await queries.loginProgress.finish(ctx.params.uid!);
-    await finish(ctx, { error: 'access_denied', error_description: 'End-User aborted interaction' }, false);
+    const { interaction } = await details(ctx);
+    await queries.loginProgress.finish(interaction.uid);
+    await finish(ctx, interaction, { error: 'access_denied', error_description: 'End-User aborted interaction' }, false);
   });
 
   return router;

@@ -9,17 +9,23 @@ import type { Factor, FactorId, Method } from './factor.js';
 export function createFactorRegistry(queries: Queries, factors: Factor[]) {
   const byId = new Map<FactorId, Factor>(factors.map((factor) => [factor.id, factor]));
   const methodFrom = (row: FactorRow) => byId.get(row.factor as FactorId)?.describe(row);
+  /** Methods the user enrolled themselves (TOTP, SMS, email). */
+  const enrolledMethods = async (userId: string): Promise<Method[]> =>
+    (await queries.factors.listConfirmed(userId)).map(methodFrom).filter((m): m is Method => m !== undefined);
+  /** Methods an admin issued to the user (door PINs), which factors list themselves. */
+  const issuedMethods = async (userId: string): Promise<Method[]> =>
+    (await Promise.all(factors.filter((f) => f.listOwnMethods).map((f) => f.listOwnMethods!(userId)))).flat();
 
   return {
     factors,
     get: (id: string) => byId.get(id as FactorId),
     /** The user's usable methods, their preferred one first. */
     async methodsFor(userId: string, preferredId?: string | null): Promise<Method[]> {
-      const rows = await queries.factors.listConfirmed(userId);
-      const own = await Promise.all(factors.filter((f) => f.listOwnMethods).map((f) => f.listOwnMethods!(userId)));
-      const methods = [...rows.map(methodFrom).filter((m): m is Method => m !== undefined), ...own.flat()];
-      return methods.sort((a, b) => Number(b.id === preferredId) - Number(a.id === preferredId));
+      const [enrolled, issued] = await Promise.all([enrolledMethods(userId), issuedMethods(userId)]);
+      return [...enrolled, ...issued].sort((a, b) => Number(b.id === preferredId) - Number(a.id === preferredId));
     },
+    enrolledMethods,
+    issuedMethods,
   };
 }
 

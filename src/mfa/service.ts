@@ -73,11 +73,13 @@ export function createMfaService(deps: MfaDeps) {
      * they chose it as preferred, but it always spares them an enrolment when MFA is required.
      */
     async decide(user: UserRow, client: { requireMfa: boolean }, acrValues?: string): Promise<MfaDecision> {
-      const [enforced, methods] = await Promise.all([readEnforcement(), usableMethods(user.id)]);
-      const enrolled = methods.filter((m) => !registry.get(m.factor)?.listOwnMethods).length;
-      const choseIssuedMethod = enrolled === 0 && methods.some((m) => m.id === user.preferred_factor_id);
+      const [enforced, enabled, enrolledMethods] = await Promise.all([readEnforcement(), enabledFactors(), registry.enrolledMethods(user.id)]);
+      const enrolled = enrolledMethods.filter((m) => enabled.has(m.factor)).length;
+      // Issued methods matter only for a user with nothing enrolled: most sign-ins never need to read them.
+      const issued = async () => (await registry.issuedMethods(user.id)).filter((m) => enabled.has(m.factor));
+      const choseIssuedMethod = enrolled === 0 && user.preferred_factor_id !== null && (await issued()).some((m) => m.id === user.preferred_factor_id);
       const decision = decideMfa({ enforced: enforced.value, clientRequiresMfa: client.requireMfa, acrValues, enrolledFactors: enrolled + (choseIssuedMethod ? 1 : 0) });
-      if (decision.mustEnrol && methods.length > 0) return { ...decision, mustEnrol: false };
+      if (decision.mustEnrol && (await issued()).length > 0) return { ...decision, mustEnrol: false };
       return decision;
     },
 

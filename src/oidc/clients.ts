@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Queries } from '../db/index.js';
 import type { ClientRow } from '../db/clients.js';
 import { AppError } from '../errors.js';
+import { type ChangeFeed, invalidatedCache } from '../db/change-feed.js';
 import type { SecretBox } from '../security/secret-box.js';
 import { CONSOLE_CLIENT_ID } from './console-client.js';
 
@@ -27,6 +28,8 @@ const clientFields = {
     token_endpoint_auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'none']).default('client_secret_basic'),
     id_token_signed_response_alg: z.enum(['RS256', 'ES256']).default('RS256'),
     require_mfa: z.boolean().default(false),
+    /** An app of the same organisation: its users are not asked to consent to the scopes it requests. */
+    first_party: z.boolean().default(false),
     /** Tokens this client obtains for an admin may call /api/admin (with that admin's roles). */
     latchkey_admin_api: z.boolean().default(false),
 };
@@ -41,6 +44,7 @@ export const clientEditSchema = z
     redirect_uris: z.array(redirectUri).max(50).optional(),
     post_logout_redirect_uris: z.array(redirectUri).max(50).optional(),
     require_mfa: z.boolean().optional(),
+    first_party: z.boolean().optional(),
     latchkey_admin_api: z.boolean().optional(),
   })
   .strict();
@@ -66,6 +70,7 @@ export const clientView = (row: ClientRow) => ({
   grant_types: (row.metadata.grant_types as string[] | undefined) ?? [],
   token_endpoint_auth_method: String(row.metadata.token_endpoint_auth_method ?? 'none'),
   require_mfa: row.metadata.require_mfa === true,
+  first_party: row.metadata.first_party === true,
   latchkey_admin_api: row.metadata.latchkey_admin_api === true,
   built_in: row.metadata.client_id === CONSOLE_CLIENT_ID,
   created_at: row.created_at.toISOString(),
@@ -75,7 +80,28 @@ export const clientView = (row: ClientRow) => ({
 const newSecret = () => crypto.randomBytes(32).toString('base64url');
 const protectedClient = () => new AppError(409, 'built_in_client', 'Latchkey\'s own console client cannot be changed', 'client_id');
 
-export function createClientStore(queries: Queries, box: SecretBox) {
+/** How long a cached client may go unchecked if a change notice were lost: the change feed is the real invalidation. */
+const CLIENT_CACHE_MS = 5 * 60 * 1000;
+
+/**
+ * Registered clients. With a change feed, their metadata is cached (every authorization and token request reads it)
+ * and each change is announced so that every instance drops its copy.
+ */
+export function createClientStore(queries: Queries, box: SecretBox, feed?: ChangeFeed) {
+  async function loadMetadata(clientId: string): Promise<(Record<string, unknown> & { client_id: string }) | undefined> {
+    const row = await queries.clients.find(clientId);
+    if (!row) return undefined;
+    const secret = row.client_secret_sealed
+      ? box.open(row.client_secret_sealed, `client-secret:${row.client_id}`).toString('utf8')
+      : undefined;
+    return { ...row.metadata, client_id: row.client_id, ...(secret ? { client_secret: secret } : {}) };
+  }
+  const cache = feed && invalidatedCache(feed, 'client', loadMetadata, CLIENT_CACHE_MS);
+  const changed = async <T>(clientId: string, result: T) => {
+    await feed?.publish('client', clientId);
+    return result;
+  };
+
   return {
     async register(input: ClientRegistration) {
       const client = clientRegistrationSchema.parse(input);
@@ -97,8 +123,9 @@ export function createClientStore(queries: Queries, box: SecretBox) {
     /** Latchkey's own clients, whose metadata is fixed in code rather than supplied by an admin. */
     async registerBuiltIn(metadata: Record<string, unknown> & { client_id: string }) {
       await queries.clients.insert({ client_id: metadata.client_id, client_secret_sealed: null, metadata });
+      await changed(metadata.client_id, undefined);
     },
-    remove: (clientId: string) => queries.clients.remove(clientId),
+    remove: async (clientId: string) => changed(clientId, await queries.clients.remove(clientId)),
     /** An admin's edit: refused for the built-in console client and for a result that is not a valid client. */
     async edit(clientId: string, edit: ClientEdit) {
       if (clientId === CONSOLE_CLIENT_ID) throw protectedClient();
@@ -107,7 +134,7 @@ export function createClientStore(queries: Queries, box: SecretBox) {
       const { client_id: _id, response_types: _types, ...current } = row.metadata;
       const merged = clientRegistrationSchema.parse({ ...current, ...edit });
       const metadata = { ...row.metadata, ...merged, client_id: clientId };
-      return queries.clients.updateMetadata(clientId, metadata);
+      return changed(clientId, await queries.clients.updateMetadata(clientId, metadata));
     },
     /** A new secret replaces the old at once: the app must be given it before its next token request. */
     async rotateSecret(clientId: string) {
@@ -117,16 +144,14 @@ export function createClientStore(queries: Queries, box: SecretBox) {
       if (row.metadata.token_endpoint_auth_method === 'none') throw new AppError(409, 'public_client', 'a public client has no secret', 'client_id');
       const secret = newSecret();
       await queries.clients.updateSecret(clientId, box.seal(secret, `client-secret:${clientId}`));
-      return secret;
+      return changed(clientId, secret);
     },
     /** Client metadata as oidc-provider expects it, secret included (it compares it in constant time). */
-    async findMetadata(clientId: string): Promise<(Record<string, unknown> & { client_id: string }) | undefined> {
-      const row = await queries.clients.find(clientId);
-      if (!row) return undefined;
-      const secret = row.client_secret_sealed
-        ? box.open(row.client_secret_sealed, `client-secret:${row.client_id}`).toString('utf8')
-        : undefined;
-      return { ...row.metadata, client_id: row.client_id, ...(secret ? { client_secret: secret } : {}) };
+    async findMetadata(clientId: string) {
+      if (!cache) return loadMetadata(clientId);
+      // A copy: whoever reads it may change it without touching the cached one.
+      const cached = await cache.get(clientId);
+      return cached && structuredClone(cached);
     },
   };
 }

@@ -18,6 +18,9 @@ export function createInteractionPolicy(needsSecondFactor: StepUpCheck) {
     new interactionPolicy.Check('mfa_required', 'multi-factor authentication is required', async (ctx) => {
       const session = ctx.oidc.session;
       if (!session?.accountId || hasSecondFactor(session.amr)) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      // The sign-in that just finished in this very request's interaction already weighed this client and these
+      // acr_values when it decided no second factor was needed.
+      if (ctx.oidc.result?.login) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
       const acrValues = typeof ctx.oidc.params?.acr_values === 'string' ? ctx.oidc.params.acr_values : undefined;
       return needsSecondFactor({ accountId: session.accountId, clientRequiresMfa: clientRequiresMfa(ctx), acrValues });
     }),

@@ -66,7 +66,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
     rotateRefreshToken: true,
     ttl: { ...TOKEN_TTL },
-    extraClientMetadata: { properties: ['require_mfa', 'latchkey_admin_api'] },
+    extraClientMetadata: { properties: ['require_mfa', 'latchkey_admin_api', 'first_party'] },
     clientDefaults: {
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
@@ -78,13 +78,15 @@ export function createProvider(deps: ProviderDeps): Provider {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
       policy: createInteractionPolicy(deps.needsSecondFactor),
     },
-    // Latchkey's own console is first party: its users are not asked to consent to it.
+    // Latchkey's own console and the apps an admin marked first party: their users are not asked to consent.
     loadExistingGrant: async (ctx) => {
-      const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId);
+      const client = ctx.oidc.client!;
+      const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(client.clientId);
       if (grantId) return ctx.oidc.provider.Grant.find(grantId);
-      if (ctx.oidc.client!.clientId !== CONSOLE_CLIENT_ID) return undefined;
-      const grant = new ctx.oidc.provider.Grant({ clientId: CONSOLE_CLIENT_ID, accountId: ctx.oidc.session!.accountId! });
-      grant.addOIDCScope('openid');
+      const firstParty = client.clientId === CONSOLE_CLIENT_ID || client.metadata().first_party === true;
+      if (!firstParty) return undefined;
+      const grant = new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: ctx.oidc.session!.accountId! });
+      grant.addOIDCScope(client.clientId === CONSOLE_CLIENT_ID ? 'openid' : [...ctx.oidc.requestParamScopes].join(' '));
       await grant.save();
       return grant;
     },

@@ -70,6 +70,26 @@ describe('authorization code + PKCE with openid-client as the app', () => {
     expect(afterLogout.page.html).toContain('name="password"');
   });
 
+  test('a first-party app is not asked for consent; a third-party app is, with the scopes it asked for', async () => {
+    const user = await aUser(server.latchkey);
+    const firstParty = await aClient(server.latchkey, { first_party: true });
+    const trusted = await relyingParty(server.url, firstParty.clientId, firstParty.clientSecret);
+    const login = await startLogin(trusted, { prompt: '', scope: 'openid email' });
+    const afterPassword = await login.agent.submit(login.page, '/login', { email: user.email, password: user.password });
+    expect(afterPassword.url.startsWith(CALLBACK)).toBe(true);
+    const tokens = await completeLogin(trusted, login, afterPassword.url);
+    expect(tokens.claims()!.sub).toBe(user.id);
+    expect(tokens.scope?.split(' ').sort()).toEqual(['email', 'openid']);
+    expect(await oidc.fetchUserInfo(trusted, tokens.access_token, user.id)).toMatchObject({ email: user.email });
+
+    const thirdParty = await aClient(server.latchkey);
+    const other = await relyingParty(server.url, thirdParty.clientId, thirdParty.clientSecret);
+    const asked = await startLogin(other, { prompt: '', scope: 'openid email' });
+    const consentPage = await asked.agent.submit(asked.page, '/login', { email: user.email, password: user.password });
+    expect(consentPage.url).toContain('/interaction/');
+    expect(consentPage.html).toContain('/confirm"');
+  });
+
   test('a public client must use PKCE and gets tokens with it', async () => {
     const user = await aUser(server.latchkey);
     const client = await aClient(server.latchkey, { token_endpoint_auth_method: 'none' });

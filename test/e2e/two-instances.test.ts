@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { createUser } from '../../src/admin/users.js';
+import { createChangeFeed } from '../../src/db/change-feed.js';
 import { createQueries } from '../../src/db/index.js';
 import { createClientStore } from '../../src/oidc/clients.js';
 import { createPasswordHasher } from '../../src/security/passwords.js';
@@ -58,6 +59,34 @@ describeOnPostgres('two server processes on one PostgreSQL', () => {
     expect(tokens.claims()!.sub).toBe(user.id);
     expect(`${first.output()}${second.output()}`).not.toMatch(/"level":50/);
   }, 60_000);
+
+  test('a client changed anywhere is changed on every instance at once, though each caches clients', async () => {
+    const feed = createChangeFeed(database.db);
+    try {
+      const store = createClientStore(createQueries(database.db), createSecretBox(masterKey), feed);
+      const client = await store.register({ client_name: 'Machine', grant_types: ['client_credentials'] });
+      const tokenFrom = (instance: ServerProcess, secret: string) =>
+        fetch(`${instance.url}/token`, {
+          method: 'POST',
+          headers: { authorization: `Basic ${Buffer.from(`${client.clientId}:${secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+          body: 'grant_type=client_credentials',
+        }).then((r) => r.status);
+      // Both instances now hold the client (and its secret) in their caches.
+      expect([await tokenFrom(first, client.clientSecret!), await tokenFrom(second, client.clientSecret!)]).toEqual([200, 200]);
+
+      const rotated = (await store.rotateSecret(client.clientId))!;
+      // NOTIFY is delivered after the commit, asynchronously: allow it a moment, far less than any cache lifetime.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect([await tokenFrom(first, client.clientSecret!), await tokenFrom(second, client.clientSecret!)]).toEqual([401, 401]);
+      expect([await tokenFrom(first, rotated), await tokenFrom(second, rotated)]).toEqual([200, 200]);
+
+      await store.remove(client.clientId);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect([await tokenFrom(first, rotated), await tokenFrom(second, rotated)]).toEqual([401, 401]);
+    } finally {
+      await feed.close();
+    }
+  });
 
   test('SIGTERM stops an instance cleanly', async () => {
     expect(await second.stop('SIGTERM')).toBe(0);

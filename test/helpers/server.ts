@@ -37,6 +37,7 @@ export async function startTestServer(
     close: async () => {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
+      await latchkey.close();
       if (!options.database) await database.close();
     },
   };

@@ -14,6 +14,7 @@ const clientSchema = z.object({
   grant_types: z.array(z.string()),
   token_endpoint_auth_method: z.string(),
   require_mfa: z.boolean(),
+  first_party: z.boolean(),
   latchkey_admin_api: z.boolean(),
   built_in: z.boolean().describe("Latchkey's own console client, which cannot be changed"),
   created_at: z.iso.datetime(),
