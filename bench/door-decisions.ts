@@ -1,59 +1,23 @@
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import http from 'node:http';
-import path from 'node:path';
 import knexFactory from 'knex';
 import { createAccessService } from '../src/access/service.js';
 import { connectDatabase } from '../src/db/connect.js';
 import { createQueries } from '../src/db/index.js';
 import { migrateToLatest } from '../src/db/migrate.js';
-import { PROJECT_ROOT } from '../src/paths.js';
 import { systemClock } from '../src/security/clock.js';
 import { createThrottle } from '../src/security/throttle.js';
 import { accessCodeLookupKey, createSecretBox } from '../src/security/secret-box.js';
 import { startServerProcess } from '../test/helpers/process.js';
+import { DATABASE_URL, openLoop, SECONDS } from './harness.js';
 
 /**
  * Door decisions (card + code) against PostgreSQL, through the real server process over loopback, at a fixed
  * arrival rate, beside the floor any decision stands on: a bare `SELECT 1` round trip through the same kind of pool.
  */
 const RATE = Number(process.env.BENCH_DECISIONS_PER_SECOND ?? 500);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const DOORS = 64;
-const url = process.env.DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-
-const percentile = (values: number[], p: number) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-};
-
-/** Starts `task` at a fixed rate (open loop: a slow answer does not slow the arrivals) and times each run. */
-async function openLoop(rate: number, seconds: number, task: (i: number) => Promise<void>) {
-  const latencies: number[] = [];
-  let errors = 0;
-  const started = performance.now();
-  const total = rate * seconds;
-  const running: Promise<void>[] = [];
-  for (let i = 0; i < total; i++) {
-    const due = started + (i * 1000) / rate;
-    const wait = due - performance.now();
-    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
-    running.push(
-      (async () => {
-        const t0 = performance.now();
-        try {
-          await task(i);
-          latencies.push(performance.now() - t0);
-        } catch {
-          errors++;
-        }
-      })(),
-    );
-  }
-  await Promise.all(running);
-  const elapsed = (performance.now() - started) / 1000;
-  return { completed: latencies.length, errors, perSecond: latencies.length / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
-}
+const url = DATABASE_URL;
 
 export async function benchDoorDecisions() {
   const schema = `bench_${crypto.randomBytes(4).toString('hex')}`;
@@ -143,10 +107,4 @@ export async function benchDoorDecisions() {
     await admin.raw('drop schema ?? cascade', [schema]);
     await admin.destroy();
   }
-}
-
-export function writeResults(results: Record<string, unknown>) {
-  const dir = path.join(PROJECT_ROOT, 'bench', 'results');
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'latest.json'), `${JSON.stringify({ measuredAt: new Date().toISOString(), ...results }, null, 2)}\n`);
 }

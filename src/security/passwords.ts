@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import os from 'node:os';
 import { Algorithm, hash, verify } from '@node-rs/argon2';
 
 export interface Argon2Parameters {
@@ -25,22 +26,44 @@ function parametersOf(phc: string): Argon2Parameters | undefined {
 }
 
 /**
- * argon2id through @node-rs/argon2: a prebuilt binary that hashes on libuv's thread pool, off the event loop.
+ * At most `slots` calls at once; the rest wait their turn in order. argon2 runs on libuv's thread pool, which also
+ * serves file and DNS work: hashes beyond the core count only make every hash (and everything else) slower.
+ */
+export function limitConcurrency(slots: number) {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async <T>(task: () => Promise<T>): Promise<T> => {
+    if (running >= slots) await new Promise<void>((resolve) => waiting.push(resolve));
+    else running++;
+    try {
+      return await task();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
+    }
+  };
+}
+
+/**
+ * argon2id through @node-rs/argon2: a prebuilt binary that hashes on libuv's thread pool, off the event loop, no more
+ * hashes at once than there are cores.
  * Unknown users are verified against a dummy hash with the same parameters, so that a missing account takes
  * as long to refuse as a wrong password (no user enumeration by timing).
  */
-export function createPasswordHasher(params: Argon2Parameters): PasswordHasher {
+export function createPasswordHasher(params: Argon2Parameters, slots = os.availableParallelism()): PasswordHasher {
   const options = { algorithm: Algorithm.Argon2id, ...params };
+  const inTurn = limitConcurrency(slots);
   let dummyHash: Promise<string> | undefined;
-  const dummy = () => (dummyHash ??= hash(crypto.randomBytes(16).toString('hex'), options));
+  const dummy = () => (dummyHash ??= inTurn(() => hash(crypto.randomBytes(16).toString('hex'), options)));
 
   return {
-    hash: (password) => hash(password.normalize('NFKC'), options),
+    hash: (password) => inTurn(() => hash(password.normalize('NFKC'), options)),
     async verify(storedHash, password) {
       const target = storedHash ?? (await dummy());
       let valid = false;
       try {
-        valid = await verify(target, password.normalize('NFKC'));
+        valid = await inTurn(() => verify(target, password.normalize('NFKC')));
       } catch {
         valid = false;
       }

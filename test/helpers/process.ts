@@ -35,7 +35,7 @@ export async function startServerProcess(env: Record<string, string>, port?: num
     const ok = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
     if (ok) break;
     if (Date.now() > deadline) throw new Error(`server not ready in 20 s:\n${log}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
   return {
     child,
