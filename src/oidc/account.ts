@@ -1,5 +1,6 @@
 import type { Account, FindAccount } from 'oidc-provider';
 import type { Queries } from '../db/index.js';
+import { isDatabaseUnavailable } from '../koa-errors.js';
 
 /**
  * Claims a relying party may read, by scope; `sub` is the user's stable id, never the email. `acr` and `amr`
@@ -13,7 +14,11 @@ export const claimsByScope = {
 
 export function createFindAccount(queries: Queries): FindAccount {
   return async (_ctx, sub) => {
-    const user = await queries.users.findById(sub).catch(() => undefined);
+    // A `sub` that is not a UUID names no one; any other failure (the database down) is the request's to report.
+    const user = await queries.users.findById(sub).catch((error: { code?: string }) => {
+      if (error.code === '22P02') return undefined;
+      throw Object.assign(error, isDatabaseUnavailable(error) ? { statusCode: 503 } : {});
+    });
     // A disabled account's tokens stop working at the next userinfo or introspection call.
     if (!user || user.status !== 'active') return undefined;
     const account: Account = {

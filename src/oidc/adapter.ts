@@ -1,6 +1,7 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import type { Queries } from '../db/index.js';
+import { isDatabaseUnavailable } from '../koa-errors.js';
 import type { Clock } from '../security/clock.js';
 import type { ClientStore } from './clients.js';
 
@@ -8,41 +9,54 @@ import type { ClientStore } from './clients.js';
  * oidc-provider's storage on PostgreSQL. Clients come from the `clients` table (with their secret unsealed);
  * every other model lives in `oidc_model_instances`.
  */
+/**
+ * oidc-provider answers any error it did not raise itself with a 500; a database that is down is a 503 (try again
+ * soon), which is what its `statusCode` tells the provider's error handler.
+ */
+async function orUnavailable<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    if (isDatabaseUnavailable(error)) Object.assign(error as object, { statusCode: 503 });
+    throw error;
+  }
+}
+
 export function createAdapterClass(queries: Queries, clients: ClientStore, clock: Clock) {
   return class KnexAdapter implements Adapter {
     constructor(readonly name: string) {}
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       const expiresAt = expiresIn ? new Date(clock.now().getTime() + expiresIn * 1000) : null;
-      await queries.oidcModels.upsert(this.name, id, payload as Record<string, unknown>, expiresAt);
+      await orUnavailable(queries.oidcModels.upsert(this.name, id, payload as Record<string, unknown>, expiresAt));
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
-      if (this.name === 'Client') return clients.findMetadata(id);
-      return withConsumed(await queries.oidcModels.find(this.name, id, clock.now()));
+      if (this.name === 'Client') return orUnavailable(clients.findMetadata(id));
+      return withConsumed(await orUnavailable(queries.oidcModels.find(this.name, id, clock.now())));
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-      return withConsumed(await queries.oidcModels.findBy(this.name, 'uid', uid, clock.now()));
+      return withConsumed(await orUnavailable(queries.oidcModels.findBy(this.name, 'uid', uid, clock.now())));
     }
 
     async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-      return withConsumed(await queries.oidcModels.findBy(this.name, 'user_code', userCode, clock.now()));
+      return withConsumed(await orUnavailable(queries.oidcModels.findBy(this.name, 'user_code', userCode, clock.now())));
     }
 
     async consume(id: string): Promise<void> {
       // Two requests racing with the same code or refresh token both read it unconsumed; only the one whose
       // update lands may go on, the other fails as an ordinary invalid_grant.
-      const won = await queries.oidcModels.consume(this.name, id, clock.now());
+      const won = await orUnavailable(queries.oidcModels.consume(this.name, id, clock.now()));
       if (!won) throw new errors.InvalidGrant('grant request is invalid');
     }
 
     async destroy(id: string): Promise<void> {
-      await queries.oidcModels.destroy(this.name, id);
+      await orUnavailable(queries.oidcModels.destroy(this.name, id));
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
-      await queries.oidcModels.revokeByGrantId(grantId);
+      await orUnavailable(queries.oidcModels.revokeByGrantId(grantId));
     }
   };
 }

@@ -104,6 +104,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       },
     },
     renderError: async (ctx, out) => {
+      if (ctx.status === 503) ctx.set('retry-after', '5');
       page(ctx, 'error', { error: out.error, description: out.error_description });
     },
   };
