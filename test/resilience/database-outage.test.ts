@@ -36,7 +36,7 @@ test('while PostgreSQL is down the server answers 503 at once and /readyz fails;
   const [server] = setup.servers;
   const user = await setup.addUser();
   const client = await setup.registerClient();
-  const config = await relyingParty(server!.url, client.clientId, client.clientSecret);
+  const config = await relyingParty(setup.url, client.clientId, client.clientSecret);
   const login = async () => {
     const started = await startLogin(config, { prompt: '' });
     const page = await signInWithPassword(started, user.email, user.password);
