@@ -27,6 +27,9 @@ function classify(error: unknown): Shown {
     return { status: 400, code: 'invalid_request', field, detail: `${field ?? 'input'}: ${issue.message}` };
   }
   if (e?.name === 'SessionNotFound') return { status: 400, code: 'session_not_found' };
+  // PostgreSQL's data exceptions (class 22: a NUL byte, text where a UUID goes, a number out of range) are input no
+  // schema caught before it reached the database: still the request's fault, not the server's.
+  if (typeof e?.code === 'string' && /^22[0-9A-Z]{3}$/.test(e.code) && !e.expose) return { status: 400, code: 'invalid_request' };
   // An error made to be shown keeps its status, even a 502 from a provider we depend on.
   if (e?.expose && typeof e.status === 'number') {
     return { status: e.status, code: typeof e.code === 'string' ? e.code : 'bad_request', field: e.field, detail: e.detail };

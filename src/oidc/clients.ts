@@ -9,6 +9,8 @@ import { CONSOLE_CLIENT_ID } from './console-client.js';
 
 const redirectUri = z.url({ message: 'expected an absolute URL' }).refine(
   (value) => {
+    // zod runs this check even when the value already failed as a URL: that failure is the one to report.
+    if (!URL.canParse(value)) return true;
     const url = new URL(value);
     const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
     return !url.hash && (url.protocol === 'https:' || (url.protocol === 'http:' && loopback) || !/^https?:$/.test(url.protocol));

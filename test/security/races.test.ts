@@ -7,17 +7,32 @@ import { oathtoolTotp } from '../helpers/oathtool.js';
 import { relyingParty, signInWithPassword, startLogin } from '../helpers/relying-party.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { startSmtpServer } from '../helpers/smtp.js';
+import { startFakeTwilio } from '../helpers/fake-twilio.js';
 
 const clock = steppingClock();
+const twilioCredentials = { accountSid: `AC${'0123456789abcdef'.repeat(2)}`, authToken: 'twilio-test-auth-token-0001' };
 let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
+let twilio: Awaited<ReturnType<typeof startFakeTwilio>>;
 let server: TestServer;
 beforeAll(async () => {
   smtp = await startSmtpServer();
-  server = await startTestServer({ clock, env: { LATCHKEY_SMTP_URL: smtp.url } });
+  twilio = await startFakeTwilio(twilioCredentials);
+  server = await startTestServer({
+    clock,
+    env: {
+      LATCHKEY_SMTP_URL: smtp.url,
+      LATCHKEY_TWILIO_ACCOUNT_SID: twilioCredentials.accountSid,
+      LATCHKEY_TWILIO_AUTH_TOKEN: twilioCredentials.authToken,
+      LATCHKEY_TWILIO_FROM: '+15005550006',
+      LATCHKEY_TWILIO_API_ORIGIN: twilio.origin,
+      LATCHKEY_MFA_FACTORS: 'totp,sms,email',
+    },
+  });
 });
 afterAll(async () => {
   await server.close();
   await smtp.close();
+  await twilio.close();
 });
 
 const RACERS = 20;
@@ -65,6 +80,24 @@ describe(`the same secret submitted ${RACERS} times at once works exactly once`,
       server.latchkey.mfa.verifyAtSignIn(fresh, { methodId: confirmed.method.id, code, failuresSoFar: 0, afterPassword: false }, context, { actorId: user.id }),
     );
     expect(successes(results, (r) => r.ok)).toBe(1);
+  });
+
+  test('a texted code', async () => {
+    const user = await aUser(server.latchkey);
+    const row = (await server.latchkey.queries.users.findById(user.id)) as UserRow;
+    const phone = '+821077770101';
+    const started = await server.latchkey.mfa.startEnrolment(row, 'sms', { phone });
+    const confirmed = await server.latchkey.mfa.confirmEnrolment(row, started!.pendingId, twilio.lastCodeTo(phone), { actorId: user.id });
+    if (!confirmed.ok) throw new Error(confirmed.reason);
+    const context = { interactionUid: 'race-sms', locale: 'en' as const };
+    await server.latchkey.mfa.sendCode(row, confirmed.method.id, context, { actorId: user.id });
+    const code = twilio.lastCodeTo(phone);
+    const fresh = (await server.latchkey.queries.users.findById(user.id)) as UserRow;
+    const results = await together(() =>
+      server.latchkey.mfa.verifyAtSignIn(fresh, { methodId: confirmed.method.id, code, failuresSoFar: 0, afterPassword: false }, context, { actorId: user.id }),
+    );
+    expect(successes(results, (r) => r.ok)).toBe(1);
+    expect(twilio.violations).toEqual([]);
   });
 
   test('an authorization code, and a refresh token', async () => {
