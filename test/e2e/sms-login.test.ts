@@ -1,22 +1,18 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { consoleSignIn } from '../helpers/console.js';
 import { aClient, aUser } from '../helpers/factories.js';
-import { startFakeTwilio } from '../helpers/fake-twilio.js';
+import { startFakeTwilio, TWILIO_TEST_CREDENTIALS, twilioServerEnv } from '../helpers/fake-twilio.js';
 import { completeLogin, relyingParty, signInWithPassword, startLogin } from '../helpers/relying-party.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
-const credentials = { accountSid: `AC${'0123456789abcdef'.repeat(2)}`, authToken: 'twilio-test-auth-token-0001' };
 let twilio: Awaited<ReturnType<typeof startFakeTwilio>>;
 let server: TestServer;
 
 beforeAll(async () => {
-  twilio = await startFakeTwilio(credentials);
+  twilio = await startFakeTwilio(TWILIO_TEST_CREDENTIALS);
   server = await startTestServer({
     env: {
-      LATCHKEY_TWILIO_ACCOUNT_SID: credentials.accountSid,
-      LATCHKEY_TWILIO_AUTH_TOKEN: credentials.authToken,
-      LATCHKEY_TWILIO_FROM: '+15005550006',
-      LATCHKEY_TWILIO_API_ORIGIN: twilio.origin,
+      ...twilioServerEnv(twilio.origin),
       LATCHKEY_MFA_FACTORS: 'totp,sms',
     },
   });
@@ -43,8 +39,8 @@ describe('text-message codes through the Twilio SDK', () => {
 
     // What reached "Twilio" is what Twilio's API accepts, from our account, with the code in the body.
     const sms = twilio.received.at(-1)!;
-    expect(sms.accountSid).toBe(credentials.accountSid);
-    expect(sms.authorization).toBe(`Basic ${Buffer.from(`${credentials.accountSid}:${credentials.authToken}`).toString('base64')}`);
+    expect(sms.accountSid).toBe(TWILIO_TEST_CREDENTIALS.accountSid);
+    expect(sms.authorization).toBe(`Basic ${Buffer.from(`${TWILIO_TEST_CREDENTIALS.accountSid}:${TWILIO_TEST_CREDENTIALS.authToken}`).toString('base64')}`);
     expect(sms.fields).toMatchObject({ To: '+821012345612', From: '+15005550006' });
     expect(String(sms.fields.Body)).toMatch(/^\d{6} is your Latchkey verification code/);
     expect(twilio.violations).toEqual([]);

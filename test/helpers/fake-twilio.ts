@@ -136,3 +136,13 @@ export async function startFakeTwilio(credentials: { accountSid: string; authTok
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
+
+export const TWILIO_TEST_CREDENTIALS = { accountSid: `AC${'0123456789abcdef'.repeat(2)}`, authToken: 'twilio-test-auth-token-0001' };
+
+/** The server's environment for sending texts through the fake Twilio at `origin`. */
+export const twilioServerEnv = (origin: string) => ({
+  LATCHKEY_TWILIO_ACCOUNT_SID: TWILIO_TEST_CREDENTIALS.accountSid,
+  LATCHKEY_TWILIO_AUTH_TOKEN: TWILIO_TEST_CREDENTIALS.authToken,
+  LATCHKEY_TWILIO_FROM: '+15005550006',
+  LATCHKEY_TWILIO_API_ORIGIN: origin,
+});

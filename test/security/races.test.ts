@@ -7,24 +7,20 @@ import { oathtoolTotp } from '../helpers/oathtool.js';
 import { relyingParty, signInWithPassword, startLogin } from '../helpers/relying-party.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { startSmtpServer } from '../helpers/smtp.js';
-import { startFakeTwilio } from '../helpers/fake-twilio.js';
+import { startFakeTwilio, TWILIO_TEST_CREDENTIALS, twilioServerEnv } from '../helpers/fake-twilio.js';
 
 const clock = steppingClock();
-const twilioCredentials = { accountSid: `AC${'0123456789abcdef'.repeat(2)}`, authToken: 'twilio-test-auth-token-0001' };
 let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
 let twilio: Awaited<ReturnType<typeof startFakeTwilio>>;
 let server: TestServer;
 beforeAll(async () => {
   smtp = await startSmtpServer();
-  twilio = await startFakeTwilio(twilioCredentials);
+  twilio = await startFakeTwilio(TWILIO_TEST_CREDENTIALS);
   server = await startTestServer({
     clock,
     env: {
       LATCHKEY_SMTP_URL: smtp.url,
-      LATCHKEY_TWILIO_ACCOUNT_SID: twilioCredentials.accountSid,
-      LATCHKEY_TWILIO_AUTH_TOKEN: twilioCredentials.authToken,
-      LATCHKEY_TWILIO_FROM: '+15005550006',
-      LATCHKEY_TWILIO_API_ORIGIN: twilio.origin,
+      ...twilioServerEnv(twilio.origin),
       LATCHKEY_MFA_FACTORS: 'totp,sms,email',
     },
   });
