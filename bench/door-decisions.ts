@@ -1,15 +1,10 @@
-import crypto from 'node:crypto';
 import http from 'node:http';
-import knexFactory from 'knex';
 import { createAccessService } from '../src/access/service.js';
-import { connectDatabase } from '../src/db/connect.js';
 import { createQueries } from '../src/db/index.js';
-import { migrateToLatest } from '../src/db/migrate.js';
 import { systemClock } from '../src/security/clock.js';
 import { createThrottle } from '../src/security/throttle.js';
 import { accessCodeLookupKey, createSecretBox } from '../src/security/secret-box.js';
-import { startServerProcess } from '../test/helpers/process.js';
-import { DATABASE_URL, openLoop, SECONDS } from './harness.js';
+import { benchDatabase, masterKey, openLoop, SECONDS, startBenchServer } from './harness.js';
 
 /**
  * Door decisions (card + code) against PostgreSQL, through the real server process over loopback, at a fixed
@@ -17,17 +12,12 @@ import { DATABASE_URL, openLoop, SECONDS } from './harness.js';
  */
 const RATE = Number(process.env.BENCH_DECISIONS_PER_SECOND ?? 500);
 const DOORS = 64;
-const url = DATABASE_URL;
 
 export async function benchDoorDecisions() {
-  const schema = `bench_${crypto.randomBytes(4).toString('hex')}`;
-  const admin = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 1 } });
-  await admin.raw('create schema ??', [schema]);
-  const db = connectDatabase({ url, searchPath: schema, poolMax: 10 });
-  const masterKey = crypto.randomBytes(32);
-  let server: Awaited<ReturnType<typeof startServerProcess>> | undefined;
+  const database = await benchDatabase();
+  const { db } = database;
+  let server: Awaited<ReturnType<typeof startBenchServer>> | undefined;
   try {
-    await migrateToLatest(db);
     const queries = createQueries(db);
     const access = createAccessService({ queries, box: createSecretBox(masterKey), clock: systemClock, lookupKey: accessCodeLookupKey(masterKey), throttle: createThrottle(queries, systemClock) });
     const by = { actorId: null };
@@ -45,7 +35,7 @@ export async function benchDoorDecisions() {
     await access.createLevel(site.id, { name: 'All', door_ids: doors.map((d) => d.id), user_ids: (await db('users').pluck('id')) as string[] }, by);
     const { token } = await access.createController(site.id, 'Bench controller', by);
 
-    server = await startServerProcess({ DATABASE_URL: `${url}${url.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`, LATCHKEY_MASTER_KEY: masterKey.toString('hex'), LOG_LEVEL: 'error', LATCHKEY_MIGRATE_ON_START: 'false' });
+    server = await startBenchServer(database);
     // Plain http.request on a keep-alive agent, like a controller's client: fetch costs the load generator more CPU
     // than the server spends answering.
     const agent = new http.Agent({ keepAlive: true, maxSockets: DOORS });
@@ -103,8 +93,6 @@ export async function benchDoorDecisions() {
     return { rate: RATE, seconds: SECONDS, baseline, decisions };
   } finally {
     await server?.stop();
-    await db.destroy();
-    await admin.raw('drop schema ?? cascade', [schema]);
-    await admin.destroy();
+    await database.drop();
   }
 }

@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
 import { CALLBACK } from '../test/helpers/factories.js';
+import { queriesDuring } from '../test/helpers/queries.js';
 import { completeLogin, relyingParty, startLogin } from '../test/helpers/relying-party.js';
 import { benchDoorDecisions } from './door-decisions.js';
 import { benchDatabase, type LoadFigures, rssOf, startBenchServer, writeResults } from './harness.js';
@@ -44,20 +45,6 @@ function ratioRow(name: string, figure: LoadFigures, baseline: LoadFigures, base
     summary: `${name}: ${fmt(figure.perSecond)}/s, ${fmt(ratio, 2)}x ${baselineName} (target ${least}x) — ${met ? 'met' : 'NOT met'}`,
   });
   results[name] = { figure, baseline, ratio, target: least, met };
-}
-
-function countingQueries(db: { on: Function; removeListener: Function }) {
-  return async (work: () => Promise<unknown>) => {
-    let count = 0;
-    const listener = () => count++;
-    db.on('query', listener);
-    try {
-      await work();
-    } finally {
-      db.removeListener('query', listener);
-    }
-    return count;
-  };
 }
 
 // Door decisions first, before the growth rows leave PostgreSQL busy with writes and vacuum.
@@ -134,7 +121,6 @@ try {
   const inProcess = http.createServer();
   await new Promise<void>((resolve) => inProcess.listen(0, '127.0.0.1', resolve));
   const inProcessUrl = `http://127.0.0.1:${(inProcess.address() as AddressInfo).port}`;
-  const counted = countingQueries(database.db);
   const countingLatchkey = await setupLatchkey(database, inProcessUrl);
   inProcess.on('request', countingLatchkey.app.callback());
   const firstParty = await countingLatchkey.clients.register({ client_name: 'Counted app', redirect_uris: [CALLBACK], first_party: true });
@@ -145,10 +131,10 @@ try {
     await completeLogin(rp, started, page.url);
   };
   await oneLogin();
-  const loginQueries = await counted(oneLogin);
+  const loginQueries = (await queriesDuring(database.db, oneLogin)).length;
   const ccConfig = await relyingParty(inProcessUrl, tokenClient.client_id, tokenClient.client_secret);
   await oidc.clientCredentialsGrant(ccConfig, {});
-  const ccQueries = await counted(() => oidc.clientCredentialsGrant(ccConfig, {}));
+  const ccQueries = (await queriesDuring(database.db, () => oidc.clientCredentialsGrant(ccConfig, {}))).length;
   inProcess.closeAllConnections();
   inProcess.close();
   await countingLatchkey.close();

@@ -11,6 +11,19 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   return !!e && (DATABASE_DOWN.has(e.code ?? '') || e.name === 'KnexTimeoutError' || /Connection terminated/.test(e.message ?? ''));
 }
 
+/**
+ * oidc-provider answers any error it did not raise itself with a 500; a database that is down is a 503 (try again
+ * soon), which is what its `statusCode` tells the provider's error handler.
+ */
+export async function orUnavailable<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    if (isDatabaseUnavailable(error)) Object.assign(error as object, { statusCode: 503 });
+    throw error;
+  }
+}
+
 interface Shown {
   status: number;
   code: string;

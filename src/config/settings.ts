@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { ChangeFeed } from '../db/change-feed.js';
+import { type ChangeFeed, invalidatedCache } from '../db/change-feed.js';
 import type { Queries } from '../db/index.js';
 import { FACTOR_IDS } from '../mfa/factor.js';
 import type { Config } from './index.js';
@@ -56,20 +56,19 @@ export interface Versioned<T> {
 }
 
 export function createSettingsStore(queries: Queries, defaults: ReturnType<typeof settingDefaults>, feed: ChangeFeed, now: () => number = Date.now) {
-  const cache = new Map<SettingName, Versioned<unknown> & { readAt: number }>();
-  feed.subscribe('setting', (key) => (key === undefined ? cache.clear() : cache.delete(key as SettingName)));
-
-  async function read<N extends SettingName>(name: N): Promise<Versioned<SettingValue<N>>> {
-    const cached = cache.get(name);
-    if (cached && now() - cached.readAt <= SETTINGS_CACHE_MS) return cached as Versioned<SettingValue<N>>;
-    const row = await queries.settings.get(storageKey(name));
-    // A stored value that no longer fits the schema (a factor removed from the code, say) falls back to the default.
-    const parsed = row ? settingSchemas[name].safeParse(row.value) : undefined;
-    const value = (parsed?.success ? parsed.data : defaults[name]) as SettingValue<N>;
-    const fresh = { value, version: row?.version ?? 0, readAt: now() };
-    cache.set(name, fresh);
-    return fresh;
-  }
+  const cache = invalidatedCache(
+    feed,
+    'setting',
+    async (name): Promise<Versioned<unknown>> => {
+      const row = await queries.settings.get(storageKey(name as SettingName));
+      // A stored value that no longer fits the schema (a factor removed from the code, say) falls back to the default.
+      const parsed = row ? settingSchemas[name as SettingName].safeParse(row.value) : undefined;
+      return { value: parsed?.success ? parsed.data : defaults[name as SettingName], version: row?.version ?? 0 };
+    },
+    SETTINGS_CACHE_MS,
+    now,
+  );
+  const read = async <N extends SettingName>(name: N) => (await cache.get(name)) as Versioned<SettingValue<N>>;
 
   return {
     read,

@@ -1,6 +1,6 @@
 import type { Account, FindAccount } from 'oidc-provider';
 import type { Queries } from '../db/index.js';
-import { isDatabaseUnavailable } from '../koa-errors.js';
+import { orUnavailable } from '../koa-errors.js';
 
 /**
  * Claims a relying party may read, by scope; `sub` is the user's stable id, never the email. `acr` and `amr`
@@ -15,9 +15,9 @@ export const claimsByScope = {
 export function createFindAccount(queries: Queries): FindAccount {
   return async (_ctx, sub) => {
     // A `sub` that is not a UUID names no one; any other failure (the database down) is the request's to report.
-    const user = await queries.users.findById(sub).catch((error: { code?: string }) => {
+    const user = await orUnavailable(queries.users.findById(sub)).catch((error: { code?: string }) => {
       if (error.code === '22P02') return undefined;
-      throw Object.assign(error, isDatabaseUnavailable(error) ? { statusCode: 503 } : {});
+      throw error;
     });
     // A disabled account's tokens stop working at the next userinfo or introspection call.
     if (!user || user.status !== 'active') return undefined;

@@ -1,7 +1,7 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import type { Queries } from '../db/index.js';
-import { isDatabaseUnavailable } from '../koa-errors.js';
+import { orUnavailable } from '../koa-errors.js';
 import type { Clock } from '../security/clock.js';
 import type { ClientStore } from './clients.js';
 
@@ -9,19 +9,6 @@ import type { ClientStore } from './clients.js';
  * oidc-provider's storage on PostgreSQL. Clients come from the `clients` table (with their secret unsealed);
  * every other model lives in `oidc_model_instances`.
  */
-/**
- * oidc-provider answers any error it did not raise itself with a 500; a database that is down is a 503 (try again
- * soon), which is what its `statusCode` tells the provider's error handler.
- */
-async function orUnavailable<T>(work: Promise<T>): Promise<T> {
-  try {
-    return await work;
-  } catch (error) {
-    if (isDatabaseUnavailable(error)) Object.assign(error as object, { statusCode: 503 });
-    throw error;
-  }
-}
-
 export function createAdapterClass(queries: Queries, clients: ClientStore, clock: Clock) {
   return class KnexAdapter implements Adapter {
     constructor(readonly name: string) {}

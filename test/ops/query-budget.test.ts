@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import * as oidc from 'openid-client';
 import { aClient, aUser } from '../helpers/factories.js';
 import { completeLogin, relyingParty, signInWithPassword, startLogin } from '../helpers/relying-party.js';
+import { queriesDuring } from '../helpers/queries.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 /**
@@ -18,18 +19,6 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-async function queriesDuring(work: () => Promise<unknown>) {
-  const seen: string[] = [];
-  const listener = (q: { sql: string }) => seen.push(q.sql);
-  server.database.db.on('query', listener);
-  try {
-    await work();
-  } finally {
-    server.database.db.removeListener('query', listener);
-  }
-  return seen;
-}
-
 describe('queries per request', () => {
   test(`a password login of a first-party app, authorize to tokens: at most ${BUDGET.passwordLogin}`, async () => {
     const user = await aUser(server.latchkey);
@@ -42,7 +31,7 @@ describe('queries per request', () => {
       await completeLogin(config, started, page.url);
     };
     await login(); // the first one fills the client cache
-    const seen = await queriesDuring(login);
+    const seen = await queriesDuring(server.database.db, login);
     expect(seen.length).toBeLessThanOrEqual(BUDGET.passwordLogin);
     expect(seen.filter((sql) => /from "clients"/.test(sql))).toEqual([]);
   });
@@ -51,7 +40,7 @@ describe('queries per request', () => {
     const client = await aClient(server.latchkey, { grant_types: ['client_credentials'], redirect_uris: [] });
     const config = await relyingParty(server.url, client.clientId, client.clientSecret);
     await oidc.clientCredentialsGrant(config, {});
-    const seen = await queriesDuring(() => oidc.clientCredentialsGrant(config, {}));
+    const seen = await queriesDuring(server.database.db, () => oidc.clientCredentialsGrant(config, {}));
     expect(seen.length).toBeLessThanOrEqual(BUDGET.clientCredentials);
   });
 });
