@@ -70,10 +70,11 @@ function tokenEndpoint(baseUrl: string, client: TokenClient) {
     });
 }
 
-export async function benchClientCredentials(baseUrl: string, client: TokenClient, seconds = SECONDS) {
+/** `params` adds e.g. `resource` (RFC 8707): a JWT access token for that API instead of an opaque, stored one. */
+export async function benchClientCredentials(baseUrl: string, client: TokenClient, seconds = SECONDS, params: Record<string, string> = {}) {
   const post = tokenEndpoint(baseUrl, client);
   const grant = async () => {
-    const body = await post({ grant_type: 'client_credentials' });
+    const body = await post({ grant_type: 'client_credentials', ...params });
     if (typeof body.access_token !== 'string') throw new Error('no access token');
   };
   for (let i = 0; i < 50; i++) await grant();

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 const booleanFromEnv = z
@@ -11,6 +12,14 @@ const integer = (min: number, max: number) =>
     .min(min, { message: `expected at least ${min}` })
     .max(max, { message: `expected at most ${max}` });
 
+/** Tokens and cookies cross the network only over TLS; a loopback host never leaves the machine. */
+function isSecureOrigin(url: string): boolean {
+  const { protocol, hostname } = new URL(url);
+  if (protocol === 'https:') return true;
+  const host = hostname.replace(/^\[(.*)\]$/, '$1');
+  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+}
+
 /**
  * Every setting Latchkey reads from its environment, with the defaults a newcomer gets.
  * Names are the environment variables themselves so that an error names exactly what to fix.
@@ -21,7 +30,9 @@ export const configSchema = z
     HOST: z.string().min(1).default('127.0.0.1'),
     PORT: integer(0, 65535).default(3000),
     LATCHKEY_ISSUER: z.url({ protocol: /^https?$/, message: 'expected an http(s) URL' }).optional(),
-    LATCHKEY_TRUST_PROXY: booleanFromEnv.default(false),
+    // Shorthand for one trusted hop; kept so that existing deployments behind one reverse proxy go on working.
+    LATCHKEY_TRUST_PROXY: booleanFromEnv.optional(),
+    LATCHKEY_TRUSTED_PROXY_HOPS: integer(0, 10).optional(),
     DATABASE_URL: z
       .string()
       .regex(/^postgres(ql)?:\/\//, { message: 'expected a postgres:// URL' })
@@ -37,7 +48,8 @@ export const configSchema = z
     LATCHKEY_MIGRATE_ON_START: booleanFromEnv.default(true),
     LATCHKEY_METRICS_TOKEN: z.string().min(16, { message: 'expected at least 16 characters' }).max(256).optional(),
     LATCHKEY_ADMIN_EMAIL: z.email({ message: 'expected an email address' }).optional(),
-    LATCHKEY_ADMIN_PASSWORD: z.string().min(12, { message: 'expected at least 12 characters' }).optional(),
+    // Checked by the password policy when the first admin is created (the only time it is used), like any password.
+    LATCHKEY_ADMIN_PASSWORD: z.string().min(1).optional(),
     LATCHKEY_DEFAULT_LOCALE: z.enum(['en', 'ko']).default('en'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     LATCHKEY_ARGON2_MEMORY_KIB: integer(19456, 1048576).default(19456),
@@ -67,15 +79,21 @@ export const configSchema = z
     LATCHKEY_TOTP_PERIOD: integer(15, 120).default(30),
     LATCHKEY_MFA_FACTORS: z
       .string()
-      .default('totp,sms,email,pin')
+      .default('totp,sms,email,pin,passkey')
       .transform((value) => value.split(',').map((v) => v.trim()).filter(Boolean))
-      .pipe(z.array(z.enum(['totp', 'sms', 'email', 'pin'], { message: 'expected a comma-separated list of totp, sms, email, pin' })).min(1)),
+      .pipe(z.array(z.enum(['totp', 'sms', 'email', 'pin', 'passkey'], { message: 'expected a comma-separated list of totp, sms, email, pin, passkey' })).min(1)),
     LATCHKEY_PIN_WEB_MIN_LENGTH: integer(4, 16).default(6),
     LATCHKEY_MFA_ACCOUNT_FAILURES: integer(3, 100).default(5),
     LATCHKEY_KEY_RELOAD_SECONDS: integer(1, 3600).default(30),
     LATCHKEY_SHUTDOWN_GRACE_SECONDS: integer(1, 300).default(10),
   })
   .superRefine((env, ctx) => {
+    if (env.NODE_ENV === 'production' && env.LATCHKEY_ISSUER && !isSecureOrigin(env.LATCHKEY_ISSUER)) {
+      ctx.addIssue({ code: 'custom', path: ['LATCHKEY_ISSUER'], message: 'expected https in production (http only on a loopback host)' });
+    }
+    if (env.LATCHKEY_TRUST_PROXY !== undefined && env.LATCHKEY_TRUSTED_PROXY_HOPS !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['LATCHKEY_TRUST_PROXY'], message: 'set LATCHKEY_TRUSTED_PROXY_HOPS alone (LATCHKEY_TRUST_PROXY=true means one hop)' });
+    }
     if (env.NODE_ENV === 'production' && !env.LATCHKEY_MASTER_KEY) {
       ctx.addIssue({
         code: 'custom',

@@ -4,6 +4,14 @@ import * as mfa from './002-mfa.js';
 import * as sentCodes from './003-sent-codes.js';
 import * as access from './004-access.js';
 import * as admin from './005-admin.js';
+import * as signInFlow from './006-sign-in-flow.js';
+import * as doorIntegrity from './007-door-integrity.js';
+import * as canonicalEmail from './008-canonical-email.js';
+import * as passkeys from './009-passkeys.js';
+import * as doorsAdmin from './010-doors-admin.js';
+import * as doorDecisions from './011-door-decisions.js';
+import * as apiResources from './012-api-resources.js';
+import * as mustChangePassword from './013-must-change-password.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -17,4 +25,12 @@ export const migrations: ReadonlyArray<readonly [name: string, migration: Migrat
   ['003-sent-codes', sentCodes],
   ['004-access', access],
   ['005-admin', admin],
+  ['006-sign-in-flow', signInFlow],
+  ['007-door-integrity', doorIntegrity],
+  ['008-canonical-email', canonicalEmail],
+  ['009-passkeys', passkeys],
+  ['010-doors-admin', doorsAdmin],
+  ['011-door-decisions', doorDecisions],
+  ['012-api-resources', apiResources],
+  ['013-must-change-password', mustChangePassword],
 ];

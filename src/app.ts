@@ -2,10 +2,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Koa from 'koa';
 import type { Config } from './config/index.js';
-import type { Database } from './db/connect.js';
+import { connectWithoutFlushWait, type Database } from './db/connect.js';
 import { createChangeFeed } from './db/change-feed.js';
 import { createQueries } from './db/index.js';
 import { createSettingsStore, settingDefaults } from './config/settings.js';
+import { createEmailConfirmation } from './interactions/email-confirmation.js';
 import { createInteractionRouter } from './interactions/routes.js';
 import { errorHandler } from './koa-errors.js';
 import { requestLog } from './koa-request-log.js';
@@ -13,9 +14,9 @@ import { createMetrics } from './metrics.js';
 import type { Logger } from './logger.js';
 import { createClientStore } from './oidc/clients.js';
 import { ensureKeys, loadKeyMaterial } from './oidc/keys.js';
-import { createProvider } from './oidc/provider.js';
+import { createProvider, MACHINE_ENDPOINTS } from './oidc/provider.js';
 import { createProviderHolder } from './oidc/provider-holder.js';
-import { VIEWS_DIR } from './paths.js';
+import { PROJECT_ROOT, VIEWS_DIR } from './paths.js';
 import { createPageRenderer } from './render.js';
 import { type Clock, systemClock } from './security/clock.js';
 import { securityHeaders } from './security/koa-security-headers.js';
@@ -28,6 +29,7 @@ import { createEmailFactor } from './mfa/factors/email/index.js';
 import { createLogSmsSender, createTwilioSender, type SmsSender } from './notify/sms.js';
 import type { Factor } from './mfa/factor.js';
 import { createFactorRegistry } from './mfa/registry.js';
+import { satisfies } from './mfa/policy.js';
 import { createMfaService } from './mfa/service.js';
 import { createEmailNotifier, createLogEmailSender, createSmtpSender, type EmailSender } from './notify/email.js';
 import type { Notifier } from './notify/notifier.js';
@@ -37,9 +39,13 @@ import { createAccountRouter } from './account/routes.js';
 import { createInvitationRouter } from './account/invitation.js';
 import { createAdminRouter } from './admin/routes.js';
 import { createAccessService } from './access/service.js';
+import { createDoorDecisions } from './access/decisions.js';
 import { createControllerRouter } from './access/routes.js';
 import { createAdminApi } from './admin/api/index.js';
 import { createPinFactor } from './mfa/factors/pin/index.js';
+import { createPasskeyFactor } from './mfa/factors/passkey/index.js';
+import { relyingPartyFor } from './mfa/factors/passkey/webauthn.js';
+import { createResourceStore } from './resources/resources.js';
 
 export interface LatchkeyOptions {
   config: Config;
@@ -53,6 +59,9 @@ export interface LatchkeyOptions {
   smsSender?: SmsSender;
 }
 
+// Connections of the keypad's counters (src/access/decisions.ts): each is held well under a millisecond.
+const DOOR_COUNTER_CONNECTIONS = 4;
+
 /** Builds the whole service on an open database: what `main` listens with and what tests drive. */
 export async function createLatchkey(options: LatchkeyOptions) {
   const { config, db, logger } = options;
@@ -63,6 +72,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
   const renderer = createPageRenderer();
   const changes = createChangeFeed(db, logger);
   const clients = createClientStore(queries, box, changes);
+  const resources = createResourceStore(queries, changes);
   const hasher = createPasswordHasher(config.argon2);
   const throttle = createThrottle(queries, clock);
   const devLog = config.devLogMessages && config.env !== 'production';
@@ -72,13 +82,16 @@ export async function createLatchkey(options: LatchkeyOptions) {
 
   const factorDeps = { queries, box, clock, issuerName: config.issuerName };
   const sentCodeDeps = { ...factorDeps, throttle, limits: config.sentCodes, hashKey: sentCodeHashKey(options.masterKey) };
-  const access = createAccessService({ queries, box, clock, lookupKey: accessCodeLookupKey(options.masterKey), throttle });
+  const access = createAccessService({ queries, box, clock, lookupKey: accessCodeLookupKey(options.masterKey), throttle, notifier, webPinMinLength: config.mfa.pinWebMinLength, feed: changes });
+  const counterDb = connectWithoutFlushWait(db, DOOR_COUNTER_CONNECTIONS);
+  const doors = createDoorDecisions({ queries, counters: counterDb === db ? undefined : createQueries(counterDb), clock, lookupKey: accessCodeLookupKey(options.masterKey), throttle, feed: changes, logger });
   // A factor whose messages cannot be delivered is not offered at all.
   const available: Record<string, (() => Factor) | undefined> = {
     totp: () => createTotpFactor(factorDeps, config.totp),
     sms: smsSender && (() => createSmsFactor(sentCodeDeps, smsSender, renderer)),
     email: emailSender && (() => createEmailFactor(sentCodeDeps, emailSender, renderer)),
-    pin: () => createPinFactor(access, config.mfa.pinWebMinLength),
+    pin: () => createPinFactor(access),
+    passkey: () => createPasskeyFactor(factorDeps, relyingPartyFor(config.issuer, config.issuerName)),
   };
   const registry = createFactorRegistry(
     queries,
@@ -96,7 +109,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
   });
   await ensureConsoleClient(clients, config.issuer);
 
-  const app = new Koa({ proxy: config.trustProxy });
+  const app = new Koa({ proxy: config.trustProxy, maxIpsCount: config.proxyHops });
   app.silent = true;
 
   await ensureKeys(queries, box, clock);
@@ -110,9 +123,10 @@ export async function createLatchkey(options: LatchkeyOptions) {
         clock,
         renderer,
         keys,
-      needsSecondFactor: async ({ accountId, clientRequiresMfa, acrValues }) => {
+        resources,
+      needsSecondFactor: async ({ accountId, clientRequiresMfa, clientRequiresPhishingResistant, acrValues, amr }) => {
         const user = await queries.users.findById(accountId);
-        return !!user && (await mfa.decide(user, { requireMfa: clientRequiresMfa }, acrValues)).required;
+        return !!user && !satisfies(await mfa.decide(user, { requireMfa: clientRequiresMfa, requirePhishingResistant: clientRequiresPhishingResistant }, acrValues), amr);
       },
       onServerError: (ctx, err) => (ctx.state.log ?? logger).error({ err }, 'oidc-provider server error'),
     });
@@ -124,12 +138,20 @@ export async function createLatchkey(options: LatchkeyOptions) {
   const statics: Record<string, { type: string; body: Buffer }> = {
     '/static/latchkey.css': { type: 'css', body: fs.readFileSync(path.join(VIEWS_DIR, 'static', 'latchkey.css')) },
     '/static/latchkey.js': { type: 'js', body: fs.readFileSync(path.join(VIEWS_DIR, 'static', 'latchkey.js')) },
+    '/static/passkeys.js': { type: 'js', body: fs.readFileSync(path.join(VIEWS_DIR, 'static', 'passkeys.js')) },
+    // @simplewebauthn/browser, served from our own origin (script-src 'self'): no third party sees our sign-ins.
+    '/static/webauthn.js': { type: 'js', body: fs.readFileSync(path.join(PROJECT_ROOT, 'node_modules', '@simplewebauthn', 'browser', 'dist', 'bundle', 'index.umd.min.js')) },
+    '/static/doors.js': { type: 'js', body: fs.readFileSync(path.join(VIEWS_DIR, 'static', 'doors.js')) },
   };
   app.use(requestLog(logger));
   app.use(metrics.httpLatency());
   const metricsEndpoint = metrics.endpoint(config.metricsToken);
   app.use(errorHandler(renderer, config.defaultLocale));
+  // Headers every response should carry (ASVS V14.4: nosniff and friends on JSON too), then the lean path: token,
+  // JWKS, discovery, userinfo, introspection and revocation go straight to the provider, past the page routers,
+  // their body parsers, CSRF checks and console sessions.
   app.use(securityHeaders());
+  app.use((ctx, next) => (MACHINE_ENDPOINTS.has(ctx.path) ? providers.middleware(ctx, next) : next()));
   app.use(async (ctx, next) => {
     if (ctx.path === '/healthz') {
       ctx.body = { status: 'ok' };
@@ -153,7 +175,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
     }
   });
   const passwordLogin = { queries, hasher, throttle, settings };
-  const consoleSession = createConsoleSession({ providers, queries, issuer: config.issuer });
+  const consoleSession = createConsoleSession({ providers, queries, mfa, issuer: config.issuer });
   app.use(async (ctx, next) => (ctx.path === CONSOLE_CALLBACK_PATH ? consoleSession.callback(ctx, next) : next()));
   const interactions = createInteractionRouter({
     providers,
@@ -163,32 +185,39 @@ export async function createLatchkey(options: LatchkeyOptions) {
     mfa,
     queries,
     clock,
+    throttle,
+    emailConfirmation: emailSender && createEmailConfirmation({ sender: emailSender, renderer, clock, hashKey: sentCodeHashKey(options.masterKey), issuerName: config.issuerName, ttlSeconds: config.sentCodes.ttlSeconds }),
     onSignedIn: metrics.signedIn,
+    onDeliveryFailure: (err, userId) => logger.error({ err, userId }, 'could not send the enrolment confirmation code'),
   });
   app.use(interactions.routes());
-  const people = { queries, hasher, settings, notifier, clock, issuer: config.issuer };
-  const adminApi = createAdminApi({ ...people, mfa, providers, clients, access, box, builtFactors: registry.factors.map((f) => f.id) });
-  app.use(createAccountRouter({ console: consoleSession, mfa, renderer, passwordLogin, clock, defaultLocale: config.defaultLocale, people, providers }).routes());
+  const people = { queries, hasher, settings, notifier, clock, issuer: config.issuer, issuerName: config.issuerName, changes };
+  const adminApi = createAdminApi({ ...people, mfa, providers, clients, resources, access, box, builtFactors: registry.factors.map((f) => f.id), mailConfigured: emailSender !== undefined });
+  app.use(createAccountRouter({ console: consoleSession, mfa, access, renderer, passwordLogin, clock, defaultLocale: config.defaultLocale, people, providers }).routes());
   app.use(createInvitationRouter({ people, renderer, defaultLocale: config.defaultLocale }).routes());
   app.use(createAdminRouter({ console: consoleSession, api: adminApi, queries, renderer, defaultLocale: config.defaultLocale }).routes());
   app.use(adminApi.router.routes());
-  app.use(createControllerRouter({ access }).routes());
+  app.use(createControllerRouter({ access, doors }).routes());
   app.use(providers.middleware);
 
   return {
     app,
     queries,
     clients,
+    resources,
     providers,
     mfa,
     notifier,
     access,
+    doors,
     settings,
     adminApi,
     metrics,
     hasher,
     box,
     clock,
+    /** For the password policy's context words wherever a password is set outside a request (CLI, first start). */
+    issuerName: config.issuerName,
     /** Picks up rotated keys; called on a timer by every instance. */
     refreshKeys: async () => providers.refresh(await loadKeyMaterial(queries, box, clock)),
     purgeExpired: async () => {
@@ -196,11 +225,15 @@ export async function createLatchkey(options: LatchkeyOptions) {
       await queries.oidcModels.purgeExpired(now);
       await queries.keys.purgeExpired(now);
       await queries.factors.purgePending(now);
-      await queries.loginProgress.purgeExpired(now);
+      await queries.signIns.purgeExpired(now);
       await queries.sentCodes.purgeExpired(now);
+      await queries.passkeys.challenges.purgeExpired(now);
     },
     /** Stops listening for other instances' changes; the database itself is the caller's to close. */
-    close: () => changes.close(),
+    close: async () => {
+      await changes.close();
+      if (counterDb !== db) await counterDb.destroy();
+    },
   };
 }
 

@@ -2,7 +2,17 @@ import crypto from 'node:crypto';
 import type { Middleware } from 'koa';
 import type { Logger } from './logger.js';
 
-/** Tags every request with an id (kept from a trusted proxy's X-Request-Id when well-formed) and logs it once. */
+declare module 'koa' {
+  interface DefaultState {
+    loggedPath?: string;
+  }
+}
+
+/**
+ * Tags every request with an id (kept from a trusted proxy's X-Request-Id when well-formed) and logs it once.
+ * A route whose path carries a secret (an invitation link's token) sets `ctx.state.loggedPath` to its template:
+ * logs are read by more people, and kept longer, than the secret may be.
+ */
 export function requestLog(logger: Logger): Middleware {
   return async (ctx, next) => {
     const incoming = ctx.get('x-request-id');
@@ -15,7 +25,7 @@ export function requestLog(logger: Logger): Middleware {
       await next();
     } finally {
       ctx.state.log.info(
-        { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(performance.now() - started) },
+        { method: ctx.method, path: ctx.state.loggedPath ?? ctx.path, status: ctx.status, ms: Math.round(performance.now() - started) },
         'request',
       );
     }

@@ -2,20 +2,14 @@ import { once } from 'node:events';
 import { ensureSuperAdmin } from './admin/users.js';
 import { createLatchkey } from './app.js';
 import { boot } from './boot.js';
+import { welcome } from './welcome.js';
 
 const started = performance.now();
-const { config, logger, db, masterKey } = await boot();
+const { config, logger, db, masterKey, share } = await boot({ role: 'server' });
 const latchkey = await createLatchkey({ config, db, masterKey, logger });
 
 const admin = await ensureSuperAdmin(latchkey, config.bootstrapAdmin);
-if (admin?.generatedPassword) {
-  // Printed once, to the console only: it is never logged or stored in clear.
-  process.stdout.write(
-    `\nCreated the first super admin.\n  email:    ${admin.email}\n  password: ${admin.generatedPassword}\nSign in and change it.\n\n`,
-  );
-} else if (admin) {
-  logger.info({ email: admin.email }, 'created the first super admin from LATCHKEY_ADMIN_EMAIL');
-}
+if (admin && !admin.generatedPassword) logger.info({ email: admin.email }, 'created the first super admin from LATCHKEY_ADMIN_EMAIL');
 
 const server = latchkey.app.listen(config.port, config.host);
 await once(server, 'listening');
@@ -24,6 +18,8 @@ logger.info(
   { issuer: config.issuer, port: typeof address === 'object' && address ? address.port : config.port, ms: Math.round(performance.now() - started), database: config.database.url ? 'postgres' : 'pglite' },
   'latchkey ready',
 );
+// Where to go, for whoever just started it: on first start, or at a terminal (never into a production log pipe).
+if (admin || process.stdout.isTTY) process.stdout.write(welcome(config.issuer, admin));
 
 const timers = [
   setInterval(() => latchkey.refreshKeys().then((changed) => changed && logger.info('signing keys reloaded')).catch((err) => logger.warn({ err }, 'key reload failed')), config.keyReloadSeconds * 1000),
@@ -44,6 +40,7 @@ async function shutdown(signal: string) {
   server.closeIdleConnections();
   await new Promise((resolve) => server.close(resolve));
   await latchkey.close();
+  await share?.close();
   await db.destroy();
   logger.info('stopped');
   process.exit(0);

@@ -27,7 +27,7 @@ export interface DoorFacts {
   exception?: Window[];
 }
 
-export type CredentialKind = 'card' | 'nfc' | 'ble';
+export type CredentialKind = 'card' | 'nfc' | 'ble' | 'nearby';
 export type Direction = 'in' | 'out';
 
 export type Decision =
@@ -54,25 +54,33 @@ export function levelOpen(levelSchedules: Array<Window[] | null>, at: LocalMomen
   return levelSchedules.some((windows) => windows === null || windows.some((w) => w.mode !== 'locked' && w.days.includes(at.weekday) && within(w, at)));
 }
 
-/** What a controller should do when a credential is presented at a door's reader. */
+/**
+ * What a controller should do when a credential is presented at a door's reader. Seed 002: NFC acts as a card;
+ * a Bluetooth unlock opens doors on its own but cannot stand in for the card of card + code entry; Nearby Unlock
+ * (and remote unlock) open even a two-factor door without a code.
+ */
 export function decideCredential(input: {
   door: DoorFacts;
   at: LocalMoment;
   credentialKind: CredentialKind;
+  /** A suspended credential (a lost card) is kept but opens nothing. */
+  suspended?: boolean;
   userActive: boolean;
   levelSchedules: Array<Window[] | null>;
   direction: Direction;
 }): Decision {
   const mode = doorModeAt(input.door, input.at);
-  if (input.credentialKind === 'ble') return { result: 'deny', mode, reason: 'bluetooth_is_not_a_card' };
+  if (input.suspended) return { result: 'deny', mode, reason: 'credential_suspended' };
   if (!input.userActive) return { result: 'deny', mode, reason: 'user_disabled' };
   if (mode === 'unlocked') return { result: 'grant', mode, reason: 'door_unlocked' };
   if (mode === 'locked') return { result: 'deny', mode, reason: 'door_locked' };
   if (!levelOpen(input.levelSchedules, input.at)) return { result: 'deny', mode, reason: 'no_access' };
   if (mode === 'card_and_code') {
     if (input.door.inOut && input.direction === 'out') return { result: 'grant', mode, reason: 'exit_without_code' };
+    if (input.credentialKind === 'ble') return { result: 'deny', mode, reason: 'bluetooth_is_not_a_card' };
+    if (input.credentialKind === 'nearby') return { result: 'grant', mode, reason: 'nearby_unlock' };
     if (!twoFactorAllowed(input.door)) return { result: 'deny', mode, reason: 'door_cannot_do_two_factor' };
     return { result: 'code_required', mode, reason: 'card_accepted' };
   }
-  return { result: 'grant', mode, reason: 'access_granted' };
+  return { result: 'grant', mode, reason: input.credentialKind === 'nearby' ? 'nearby_unlock' : 'access_granted' };
 }

@@ -2,13 +2,14 @@ import Router from '@koa/router';
 import { z } from 'zod';
 import { AppError } from '../errors.js';
 import { parseBody } from '../security/koa-body.js';
-import { type AccessService, keypadSchema, scanSchema } from './service.js';
+import { type AtDoor, type DoorDecisions, keypadSchema, offlineEventsSchema, scanSchema } from './decisions.js';
+import type { AccessService } from './service.js';
 
 const uuid = z.uuid();
 
 /** The door controllers' API: each authenticates with its own token and may ask only about its own site's doors. */
-export function createControllerRouter(deps: { access: AccessService }) {
-  const { access } = deps;
+export function createControllerRouter(deps: { access: AccessService; doors: DoorDecisions }) {
+  const { access, doors } = deps;
   const controllers = new Router({ prefix: '/api/access/v1' });
   controllers.use(parseBody(), async (ctx, next) => {
     const match = /^Bearer (\S{10,200})$/.exec(ctx.get('authorization'));
@@ -18,15 +19,21 @@ export function createControllerRouter(deps: { access: AccessService }) {
       throw new AppError(401, 'invalid_token', 'a controller token is required');
     }
     const body = ctx.request.body as { door_id?: unknown } | undefined;
-    const doorSiteId = typeof body?.door_id === 'string' && uuid.safeParse(body.door_id).success ? await access.doorSite(body.door_id) : undefined;
+    const doorSiteId = typeof body?.door_id === 'string' && uuid.safeParse(body.door_id).success ? await doors.doorSite(body.door_id) : undefined;
     if (doorSiteId && doorSiteId !== controller.site_id) throw new AppError(403, 'forbidden', 'this door is not on the controller\'s site', 'door_id');
+    ctx.state.controller = controller;
+    ctx.state.atDoor = { controllerId: controller.id } satisfies AtDoor;
     await next();
   });
+  // Who asks comes from the token, never from the body: limits per controller count the caller itself.
   controllers.post('/credential', async (ctx) => {
-    ctx.body = await access.presentCredential(scanSchema.parse(ctx.request.body));
+    ctx.body = await doors.presentCredential(scanSchema.parse(ctx.request.body), ctx.state.atDoor as AtDoor);
   });
   controllers.post('/keypad', async (ctx) => {
-    ctx.body = await access.enterCode(keypadSchema.parse(ctx.request.body));
+    ctx.body = await doors.enterCode(keypadSchema.parse(ctx.request.body), ctx.state.atDoor as AtDoor);
+  });
+  controllers.post('/events', async (ctx) => {
+    ctx.body = await doors.recordOfflineEvents(offlineEventsSchema.parse(ctx.request.body), ctx.state.controller as { id: string; site_id: string });
   });
 
   return controllers;

@@ -22,6 +22,19 @@ export function isTimeZone(name: string): boolean {
  * daylight-saving change, whatever the UTC offset that day.
  */
 export function localMoment(at: Date, timeZone: string): LocalMoment {
+  // Every zone's offset is whole minutes, so within one UTC minute the local minute is the same: formatting (the
+  // slow part of a door decision) is done once a minute per zone.
+  const minute = Math.floor(at.getTime() / 60_000);
+  const last = lastMoments.get(timeZone);
+  if (last?.minute === minute) return last.moment;
+  const moment = formatMoment(at, timeZone);
+  lastMoments.set(timeZone, { minute, moment });
+  return moment;
+}
+
+const lastMoments = new Map<string, { minute: number; moment: LocalMoment }>();
+
+function formatMoment(at: Date, timeZone: string): LocalMoment {
   let format = formatters.get(timeZone);
   if (!format) {
     format = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', weekday: 'short', hour: '2-digit', minute: '2-digit' });

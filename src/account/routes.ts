@@ -12,14 +12,18 @@ import type { MfaService } from '../mfa/service.js';
 import type { PageRenderer } from '../render.js';
 import { changePassword, type PeopleDeps, revokeSessions } from '../admin/users.js';
 import type { ProviderHolder } from '../oidc/provider-holder.js';
+import type { AccessService } from '../access/service.js';
 import { isTimeZone } from '../access/time.js';
 import type { Clock } from '../security/clock.js';
 import { parseBody } from '../security/koa-body.js';
 import { csrf } from '../security/koa-csrf.js';
+import { MAX_PASSWORD_LENGTH } from '../security/password-policy.js';
+import { passwordFormError } from './password-errors.js';
 
 export interface AccountDeps {
   console: ConsoleSession;
   mfa: MfaService;
+  access: Pick<AccessService, 'webPinStatus' | 'enableWebPin' | 'disableWebPin'>;
   renderer: PageRenderer;
   passwordLogin: PasswordLoginDeps;
   clock: Clock;
@@ -30,14 +34,17 @@ export interface AccountDeps {
 
 const reauthSchema = z.object({ password: z.string().min(1).max(1024), next: z.string().max(200).default('/account/security') });
 const methodSchema = z.object({ method: z.string().min(1).max(64) });
-const confirmSchema = z.object({ code: z.string().max(64).default('') });
-const factorParamSchema = z.enum(['totp', 'sms', 'email']);
+// A typed code, or a passkey's registration response (WebAuthn JSON): each factor parses its own.
+const confirmSchema = z.object({ code: z.string().max(16_384).default('') });
+const pinSchema = z.object({ code: z.string().max(64).default('') });
+const factorParamSchema = z.enum(['totp', 'sms', 'email', 'passkey']);
+const renameSchema = z.object({ method: z.string().min(1).max(64), label: z.string().trim().min(1).max(60) });
 const profileSchema = z.object({
   name: z.string().trim().max(200),
   locale: z.enum(['', 'en', 'ko']).transform((value) => value || null),
   time_zone: z.string().max(64).refine((zone) => zone === '' || isTimeZone(zone), { message: 'expected an IANA time zone such as Asia/Seoul' }).transform((zone) => zone || null),
 });
-const passwordChangeSchema = z.object({ current_password: z.string().max(1024), new_password: z.string().max(1024), new_password_again: z.string().max(1024) });
+const passwordChangeSchema = z.object({ current_password: z.string().max(MAX_PASSWORD_LENGTH), new_password: z.string().max(MAX_PASSWORD_LENGTH), new_password_again: z.string().max(MAX_PASSWORD_LENGTH) });
 const RECENT_SIGN_INS = 10;
 
 /** Self-service: the user's own sign-in methods. Every change needs the password entered in the last 5 minutes. */
@@ -66,17 +73,19 @@ export function createAccountRouter(deps: AccountDeps) {
     await handler(ctx, user);
   };
 
-  const securityPage = async (ctx: Context, notice?: string) => {
+  const securityPage = async (ctx: Context, notice?: string, pinError?: string, status = 200) => {
     const user = ctx.state.user!;
     const methods = await mfa.methodsFor(user);
     page(ctx, 'account-security', {
+      webPin: await deps.access.webPinStatus(user.id),
+      pinError,
       canEnrol: Object.fromEntries((await mfa.enrollableFactors()).map((id) => [id, true])),
-      methods: methods.map((m) => ({ id: m.id, factor: m.factor, label: m.label, hint: m.hint, preferred: m.id === user.preferred_factor_id || (!user.preferred_factor_id && m === methods[0]), addedAt: m.record.confirmed_at, lastUsedAt: m.record.last_used_at })),
+      methods: methods.map((m) => ({ id: m.id, factor: m.factor, label: m.label, hint: m.hint, detail: m.detail, preferred: m.id === user.preferred_factor_id || (!user.preferred_factor_id && m === methods[0]), addedAt: m.record.confirmed_at, lastUsedAt: m.record.last_used_at })),
       recoveryLeft: await mfa.remainingRecoveryCodes(user.id),
       enforced: (await mfa.readEnforcement()).value,
       reauthenticated: deps.console.isRecentlyReauthenticated(ctx, user.id, clock.now()),
       notice,
-    });
+    }, status);
   };
 
   router.use(parseBody(), csrf(), deps.console.requireUser, async (ctx, next) => {
@@ -105,9 +114,10 @@ export function createAccountRouter(deps: AccountDeps) {
     try {
       await changePassword(deps.people, ctx.state.user!, form.current_password, form.new_password, actor(ctx));
     } catch (error) {
-      const e = error as AppError;
-      if (e.status !== 400) throw error;
-      return profilePage(ctx, { passwordError: e.code === 'wrong_password' ? 'account.error.wrong_password' : 'account.error.password_short', detail: e.detail }, 400);
+      const refused = passwordFormError(error);
+      if (!refused) throw error;
+      if (refused.retryAfterSeconds) ctx.set('retry-after', String(refused.retryAfterSeconds));
+      return profilePage(ctx, { passwordError: refused.message, detail: refused.detail }, refused.retryAfterSeconds ? 429 : 400);
     }
     ctx.redirect('/account/profile?notice=password_changed');
   });
@@ -136,6 +146,7 @@ export function createAccountRouter(deps: AccountDeps) {
     if (!form.success) return page(ctx, 'account-reauth', { next: '/account/security', error: 'login.error.missing' }, 400);
     const outcome = await authenticateWithPassword(deps.passwordLogin, { email: user.email, password: form.data.password, ip: ctx.ip, userAgent: ctx.get('user-agent') });
     if (!outcome.ok || outcome.user.id !== user.id) {
+      if (!outcome.ok && outcome.reason === 'throttled') ctx.set('retry-after', String(outcome.retryAfterSeconds));
       return page(ctx, 'account-reauth', { next: form.data.next, error: outcome.ok ? 'login.error.invalid' : outcome.reason === 'throttled' ? 'login.error.throttled' : 'login.error.invalid' }, 401);
     }
     deps.console.markReauthenticated(ctx, user.id, clock.now());
@@ -155,11 +166,14 @@ export function createAccountRouter(deps: AccountDeps) {
     const pending = await mfa.pendingEnrolment(ctx.state.user!, pendingId);
     if (!pending) throw new AppError(404, 'enrolment_expired');
     const qr = pending.display.otpauthUri ? await QRCode.toDataURL(pending.display.otpauthUri, { margin: 1, width: 220 }) : undefined;
-    page(ctx, pending.factor.id === 'totp' ? 'mfa-enrol' : 'mfa-enrol-sent', {
+    const template = pending.display.ceremony ? 'mfa-enrol-passkey' : pending.factor.id === 'totp' ? 'mfa-enrol' : 'mfa-enrol-sent';
+    page(ctx, template, {
       action: `/account/security/enrol/${pending.factor.id}/${pendingId}`,
       secret: pending.display.secret?.replace(/(.{4})/g, '$1 ').trim(),
       qr,
       sentTo: pending.display.sentTo,
+      ceremony: pending.display.ceremony,
+      label: pending.pending.label,
       error,
     }, status);
   };
@@ -188,10 +202,36 @@ export function createAccountRouter(deps: AccountDeps) {
     ctx.redirect('/account/security?notice=factor_removed');
   }));
 
+  router.post('/security/rename', afterReauth(async (ctx, user) => {
+    const form = renameSchema.safeParse(ctx.request.body);
+    if (!form.success) throw new AppError(400, 'invalid_request', 'a name of 1 to 60 characters', form.error.issues[0]?.path.join('.'));
+    if (!(await mfa.renameMethod(user, form.data.method, form.data.label, actor(ctx)))) throw new AppError(404, 'method_not_found', 'no such method', 'method');
+    ctx.redirect('/account/security?notice=factor_renamed');
+  }));
+
   router.post('/security/recovery-codes', afterReauth(async (ctx, user) => {
     const codes = await mfa.regenerateRecoveryCodes(user, actor(ctx));
     if (!codes) throw new AppError(409, 'no_factors');
     page(ctx, 'recovery-codes', { codes, continueAction: '/account/security/done' });
+  }));
+
+  // A door PIN serves at sign-in only once its owner opts in, naming it by its digits; the access admins who issue
+  // PINs cannot turn one into a user's second factor.
+  router.post('/security/pin', afterReauth(async (ctx, user) => {
+    const form = pinSchema.parse(ctx.request.body);
+    try {
+      await deps.access.enableWebPin(user.id, form.code, actor(ctx));
+    } catch (error) {
+      if (error instanceof z.ZodError) return securityPage(ctx, undefined, 'account.error.pin_not_found', 400);
+      if (!(error instanceof AppError) || (error.status !== 400 && error.status !== 429)) throw error;
+      return securityPage(ctx, undefined, `account.error.${error.code}`, error.status);
+    }
+    ctx.redirect('/account/security?notice=pin_enabled');
+  }));
+
+  router.post('/security/pin/disable', afterReauth(async (ctx, user) => {
+    await deps.access.disableWebPin(user.id, actor(ctx));
+    ctx.redirect('/account/security?notice=pin_disabled');
   }));
 
   router.post('/security/disable', afterReauth(async (ctx, user) => {

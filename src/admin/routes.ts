@@ -1,7 +1,9 @@
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
-import { z } from 'zod';
+import { z, ZodError } from 'zod';
+import { CSV_TEMPLATE } from '../access/csv.js';
+import { DOOR_MODES } from '../access/decide.js';
 import { SETTING_NAMES, type SettingName } from '../config/settings.js';
 import type { ConsoleSession } from '../console/koa-console-session.js';
 import { createConsolePage } from '../console/page.js';
@@ -28,6 +30,8 @@ const versionField = z.coerce.number().int().min(0);
 /** Form fields become the API's JSON bodies; these say how, per setting. */
 const settingForms: { [N in SettingName]: z.ZodType } = {
   'enforce-mfa': z.object({ enforce: checkbox }).transform((form) => ({ enabled: form.enforce })),
+  'door-pin': z.object({ answers_enforcement: checkbox }),
+  'admin-phishing-resistant': z.object({ required: checkbox }),
   factors: z.object({ enabled: z.union([z.string(), z.array(z.string())]).optional() }).transform((form) => ({ enabled: [form.enabled ?? []].flat() })),
   'password-policy': z.object({ min_length: z.coerce.number() }),
   lockout: z.object({
@@ -37,6 +41,19 @@ const settingForms: { [N in SettingName]: z.ZodType } = {
     mfa_account_failures: z.coerce.number(),
   }),
 };
+/** A console form that failed: re-rendered with what was typed and the error on its field. */
+interface FailedForm {
+  id: string;
+  values: Record<string, unknown>;
+  error: { field?: string; message: string; general?: boolean };
+}
+const doorBody = (values: Record<string, unknown>) => ({
+  name: values.name,
+  has_badge_reader: values.has_badge_reader === 'on',
+  has_keypad: values.has_keypad === 'on',
+  in_out: values.in_out === 'on',
+  schedule_id: values.schedule_id || null,
+});
 const settingParam = z.enum(SETTING_NAMES as [SettingName, ...SettingName[]]);
 const WEEKDAYS = [1, 2, 3, 4, 5, 6, 0];
 
@@ -56,6 +73,7 @@ export function createAdminRouter(deps: AdminDeps) {
     ctx.state.nav = {
       users: may(ctx, 'listUsers'),
       clients: may(ctx, 'listClients'),
+      resources: may(ctx, 'listResources'),
       settings: may(ctx, 'listSettings'),
       audit: may(ctx, 'listAuditEvents'),
       doors: may(ctx, 'listSites') || may(ctx, 'importAccessCsv'),
@@ -64,18 +82,76 @@ export function createAdminRouter(deps: AdminDeps) {
     await next();
   };
   const render = (ctx: Context, template: string, data: Record<string, unknown>, status = 200) =>
-    page(ctx, template, { ...data, nav: ctx.state.nav, notice: notice(ctx) }, status);
+    page(ctx, template, { nav: ctx.state.nav, notice: notice(ctx), ...data }, status);
+  /** An operation's answer, or undefined where this admin may not call it for this target (an admin's codes). */
+  const callIfAllowed = async (ctx: Context, id: string, raw: Parameters<AdminApi['call']>[2]) => {
+    if (!may(ctx, id)) return undefined;
+    try {
+      return (await call(ctx, id, raw)).body;
+    } catch (error) {
+      if ((error as AppError).status === 403) return undefined;
+      throw error;
+    }
+  };
 
   // The CSV import page takes a whole file in a form field: a larger limit for that one route.
   const largeForm = bodyParser({ enableTypes: ['form'], formLimit: '10mb' }) as unknown as Middleware;
   const smallBody = parseBody();
   pages.use(async (ctx, next) => (ctx.path === '/admin/doors/import' ? largeForm(ctx, next) : smallBody(ctx, next)));
-  pages.use(csrf(), deps.console.requireUser, anyAdminRole);
+  pages.use(csrf(), deps.console.requireAdminUser, anyAdminRole);
 
   pages.get('/', (ctx) => {
     const nav = ctx.state.nav as Record<string, boolean>;
     ctx.redirect(nav.users ? '/admin/users' : nav.audit ? '/admin/audit' : nav.doors ? '/admin/doors' : '/account');
   });
+
+  // Forms. A failed form comes back as the same page with what was typed and the error on its field.
+  const formError = (error: unknown, values: Record<string, unknown>): FailedForm['error'] | undefined => {
+    if (error instanceof ZodError) {
+      const issue = error.issues[0]!;
+      return { field: issue.path.join('.') || undefined, message: issue.message };
+    }
+    const e = error as AppError;
+    if (!(e instanceof AppError) || e.status < 400 || e.status >= 500 || [401, 403].includes(e.status)) return undefined;
+    return { field: e.field, message: e.detail ?? e.message, general: !e.field || !(e.field.split('.')[0]! in values) };
+  };
+  /** Runs a console form's operation; on bad input, `again` renders the form's page with the error (status 400). */
+  async function submit(ctx: Context, id: string, values: Record<string, unknown>, act: () => Promise<void>, again: (form: FailedForm) => Promise<void>) {
+    try {
+      await act();
+    } catch (error) {
+      const failed = formError(error, values);
+      if (!failed) throw error;
+      await again({ id, values, error: failed });
+      ctx.status = (error as { status?: number }).status ?? 400;
+    }
+  }
+  /** An operation's answer; a 409 naming what still refers to the object is a failed form too. */
+  const callOrRefuse = async (ctx: Context, id: string, raw: Parameters<AdminApi['call']>[2]) => {
+    const reply = await call(ctx, id, raw);
+    if (reply.status === 409) throw new AppError(409, 'in_use', String((reply.body as { detail?: string }).detail ?? 'still in use'));
+    return reply;
+  };
+  /** The version the form was read at, sent as If-Match: a save over someone else's change is refused. */
+  const atVersion = (ctx: Context) => {
+    const { version } = z.object({ version: versionField.optional() }).loose().parse(ctx.request.body);
+    if (version !== undefined) ctx.request.headers['if-match'] = `"${version}"`;
+  };
+  const form = (ctx: Context) => (ctx.request.body ?? {}) as Record<string, string | string[] | undefined>;
+  const list = (value: unknown) => [value ?? []].flat().filter((v): v is string => typeof v === 'string' && v !== '');
+  const minutes = (value: string | undefined, field: string) => {
+    if (value === '24:00') return 1440;
+    const match = /^([01]\d|2[0-3]):([0-5]\d)$/.exec(value ?? '');
+    if (!match) throw new AppError(400, 'invalid_request', 'expected a time such as 09:30', field);
+    return Number(match[1]) * 60 + Number(match[2]);
+  };
+  /** Rows of start/end/mode (blank rows skipped) as windows: the grid editor without its script. */
+  const windowRows = (body: Record<string, unknown>) => {
+    const column = (value: unknown) => [value ?? []].flat() as string[];
+    const [starts, ends, modes] = [column(body.start), column(body.end), column(body.mode)];
+    return starts.flatMap((start, i) => (start || ends[i] ? [{ start: minutes(start, `windows.${i}.start`), end: minutes(ends[i], `windows.${i}.end`), mode: modes[i] }] : []));
+  };
+
 
   // Users.
   pages.get('/users', async (ctx) => {
@@ -87,20 +163,25 @@ export function createAdminRouter(deps: AdminDeps) {
     const invited = (await call(ctx, 'inviteUser', { body: { email: form.email, name: form.name, roles: [form.roles ?? []].flat() } })).body as { user: { id: string } };
     ctx.redirect(`/admin/users/${invited.user.id}?notice=invited`);
   });
-  pages.get('/users/:id', async (ctx) => {
-    const params = { id: ctx.params.id, userId: ctx.params.id };
+  /** A user's page; after generating an MFA code, the answer to that POST, showing the code this once. */
+  const userPage = async (ctx: Context, id: string, generated?: { code: string; kind: 'mfa' | 'entry' }, failed?: FailedForm) => {
+    const params = { id, userId: id };
     const user = (await call(ctx, 'getUser', { params })).body;
-    const doorCodes = may(ctx, 'listAccessCodes') ? ((await call(ctx, 'listAccessCodes', { params })).body as { codes: unknown[] }).codes : undefined;
-    const credentials = may(ctx, 'listCredentials') ? ((await call(ctx, 'listCredentials', { params })).body as { credentials: unknown[] }).credentials : undefined;
+    // Codes and credentials of someone holding an admin role are a super admin's to see and change: for anyone
+    // else the operations refuse, and the page leaves those parts out.
+    const doorCodes = ((await callIfAllowed(ctx, 'listAccessCodes', { params })) as { codes: unknown[] } | undefined)?.codes;
+    const credentials = ((await callIfAllowed(ctx, 'listCredentials', { params })) as { credentials: unknown[] } | undefined)?.credentials;
     render(ctx, 'admin-user', {
       user,
       doorCodes,
       credentials,
       roles: ROLES,
-      can: Object.fromEntries(['updateUser', 'setUserRoles', 'resetUserMfa', 'revokeUserSessions', 'addMfaCode', 'addCredential'].map((id) => [id, may(ctx, id)])),
-      generated: typeof ctx.query.generated === 'string' ? ctx.query.generated : undefined,
-    });
-  });
+      can: Object.fromEntries(['updateUser', 'setUserRoles', 'resetUserMfa', 'revokeUserSessions', 'addMfaCode', 'addCredential', 'setEntryCode'].map((op) => [op, may(ctx, op)])),
+      form: failed,
+      ...(generated ? { notice: generated.kind === 'entry' ? 'entry_code_generated' : 'code_generated', generated: generated.code } : {}),
+    }, generated ? 201 : 200);
+  };
+  pages.get('/users/:id', (ctx) => userPage(ctx, ctx.params.id!));
   pages.post('/users/:id/status', async (ctx) => {
     const { status } = z.object({ status: z.enum(['active', 'disabled']) }).parse(ctx.request.body);
     await call(ctx, 'updateUser', { params: ctx.params, body: { status } });
@@ -124,14 +205,48 @@ export function createAdminRouter(deps: AdminDeps) {
     await call(ctx, 'resetUserMfa', { params: ctx.params });
     ctx.redirect(`/admin/users/${ctx.params.id}?notice=mfa_reset`);
   });
-  pages.post('/users/:id/mfa-codes', async (ctx) => {
-    const form = z.object({ length: z.coerce.number() }).parse(ctx.request.body);
-    const code = (await call(ctx, 'addMfaCode', { params: { userId: ctx.params.id }, body: { generate: { length: form.length } } })).body as { code: string };
-    ctx.redirect(`/admin/users/${ctx.params.id}?notice=code_generated&generated=${encodeURIComponent(code.code)}`);
+  // A secret never travels in a URL (history, logs, Referer): the new code is shown on this answer itself, once.
+  // Codes: typed, or generated (then shown on this answer, once); for MFA codes and the entry code alike.
+  const codeBody = (values: Record<string, unknown>) => (values.code ? { code: values.code } : { generate: { length: Number(values.length) } });
+  const userForm = (path: string, formId: string, act: (ctx: Context, values: Record<string, string | string[] | undefined>, userId: string) => Promise<void>) =>
+    pages.post(`/users/:id${path}`, async (ctx) => {
+      const values = form(ctx);
+      await submit(ctx, formId, values, () => act(ctx, values, ctx.params.id!), (failed) => userPage(ctx, ctx.params.id!, undefined, failed));
+    });
+  userForm('/mfa-codes', 'mfa-new', async (ctx, values, userId) => {
+    const added = (await call(ctx, 'addMfaCode', { params: { userId }, body: codeBody(values) })).body as { code: string };
+    if (values.code) return ctx.redirect(`/admin/users/${userId}?notice=code_added`);
+    await userPage(ctx, userId, { code: added.code, kind: 'mfa' });
   });
-  pages.post('/users/:id/credentials', async (ctx) => {
-    await call(ctx, 'addCredential', { params: { userId: ctx.params.id }, body: ctx.request.body });
-    ctx.redirect(`/admin/users/${ctx.params.id}?notice=credential_added`);
+  userForm('/mfa-codes/:codeId', 'mfa-edit', async (ctx, values, userId) => {
+    await call(ctx, 'changeMfaCode', { params: { userId, codeId: ctx.params.codeId }, body: { code: values.code } });
+    ctx.redirect(`/admin/users/${userId}?notice=code_changed`);
+  });
+  userForm('/mfa-codes/:codeId/delete', 'mfa-delete', async (ctx, _values, userId) => {
+    await call(ctx, 'removeMfaCode', { params: { userId, codeId: ctx.params.codeId } });
+    ctx.redirect(`/admin/users/${userId}?notice=code_removed`);
+  });
+  userForm('/entry-code', 'entry-set', async (ctx, values, userId) => {
+    const set = (await call(ctx, 'setEntryCode', { params: { userId }, body: codeBody(values) })).body as { code?: string };
+    if (!set.code) return ctx.redirect(`/admin/users/${userId}?notice=entry_code_set`);
+    await userPage(ctx, userId, { code: set.code, kind: 'entry' });
+  });
+  userForm('/entry-code/delete', 'entry-delete', async (ctx, _values, userId) => {
+    await call(ctx, 'removeEntryCode', { params: { userId } });
+    ctx.redirect(`/admin/users/${userId}?notice=entry_code_removed`);
+  });
+  userForm('/credentials', 'credential-new', async (ctx, values, userId) => {
+    await call(ctx, 'addCredential', { params: { userId }, body: { kind: values.kind, identifier: values.identifier } });
+    ctx.redirect(`/admin/users/${userId}?notice=credential_added`);
+  });
+  userForm('/credentials/:credentialId/suspend', 'credential-suspend', async (ctx, values, userId) => {
+    const suspended = values.suspended === 'on';
+    await call(ctx, 'suspendCredential', { params: { userId, credentialId: ctx.params.credentialId }, body: { suspended } });
+    ctx.redirect(`/admin/users/${userId}?notice=${suspended ? 'credential_suspended' : 'credential_resumed'}`);
+  });
+  userForm('/credentials/:credentialId/delete', 'credential-delete', async (ctx, _values, userId) => {
+    await call(ctx, 'removeCredential', { params: { userId, credentialId: ctx.params.credentialId } });
+    ctx.redirect(`/admin/users/${userId}?notice=credential_removed`);
   });
 
   // Clients.
@@ -166,9 +281,28 @@ export function createAdminRouter(deps: AdminDeps) {
     ctx.redirect('/admin/clients?notice=client_deleted');
   });
 
+  // APIs (resource indicators): lists in forms are space-separated, as OAuth writes scopes.
+  const words = z.string().max(13000).default('').transform((value) => value.split(/\s+/).filter(Boolean));
+  pages.get('/resources', async (ctx) => {
+    const list = (await call(ctx, 'listResources', { query: ctx.query })).body as Record<string, unknown>;
+    render(ctx, 'admin-resources', { ...list, canEdit: may(ctx, 'registerResource') });
+  });
+  pages.post('/resources', async (ctx) => {
+    const form = z
+      .object({ identifier: z.string(), name: z.string(), scopes: words, access_token_ttl: z.coerce.number(), token_format: z.string(), signing_alg: z.string(), machine_clients: words })
+      .parse(ctx.request.body);
+    await call(ctx, 'registerResource', { body: form });
+    ctx.redirect('/admin/resources?notice=resource_registered');
+  });
+  pages.post('/resources/delete', async (ctx) => {
+    const form = z.object({ identifier: z.string() }).parse(ctx.request.body);
+    await call(ctx, 'deleteResource', { params: form });
+    ctx.redirect('/admin/resources?notice=resource_deleted');
+  });
+
   // Settings: each form carries the version it was read at, so a save over someone else's change is refused.
   pages.get('/settings', async (ctx) => {
-    render(ctx, 'admin-settings', { settings: (await call(ctx, 'listSettings')).body, canEdit: may(ctx, 'putEnforceMfaSetting'), factors: api.builtFactors });
+    render(ctx, 'admin-settings', { settings: (await call(ctx, 'listSettings')).body, canEdit: may(ctx, 'putEnforceMfaSetting'), factors: api.builtFactors, mailConfigured: api.mailConfigured });
   });
   pages.post('/settings/:name', async (ctx) => {
     const name = settingParam.parse(ctx.params.name);
@@ -197,22 +331,179 @@ export function createAdminRouter(deps: AdminDeps) {
   });
 
   // Doors.
-  pages.get('/doors', async (ctx) => {
+  const doorsHome = async (ctx: Context, failed?: FailedForm) => {
     const sites = may(ctx, 'listSites') ? ((await call(ctx, 'listSites')).body as { sites: unknown[] }).sites : [];
-    render(ctx, 'admin-doors', { sites, canImport: may(ctx, 'importAccessCsv') });
-  });
-  pages.get('/doors/sites/:siteId', async (ctx) => {
-    // The operation finds the site and checks the role first: after it, the id is a site this user may see.
-    const detail = (await call(ctx, 'getSite', { params: ctx.params })).body;
-    const site = await deps.queries.access.findSite(ctx.params.siteId!);
-    render(ctx, 'admin-site', { site, detail, weekdays: WEEKDAYS });
-  });
-  pages.get('/doors/import', (ctx) => render(ctx, 'admin-import', { csv: '' }));
-  pages.post('/doors/import', async (ctx) => {
-    const form = z.object({ csv: z.string().max(10 * 1024 * 1024), dry_run: checkbox }).parse(ctx.request.body);
-    const reply = await call(ctx, 'importAccessCsv', { query: { dry_run: String(form.dry_run) }, body: form.csv });
-    render(ctx, 'admin-import', { csv: form.dry_run || reply.status !== 200 ? form.csv : '', report: reply.body }, reply.status);
+    render(ctx, 'admin-doors', { sites, canImport: may(ctx, 'importAccessCsv'), canCreate: may(ctx, 'createSite'), form: failed });
+  };
+  pages.get('/doors', (ctx) => doorsHome(ctx));
+  pages.post('/doors/sites', async (ctx) => {
+    const values = form(ctx);
+    await submit(ctx, 'site-new', values, async () => {
+      const site = (await call(ctx, 'createSite', { body: { name: values.name, time_zone: values.time_zone } })).body as { id: string };
+      ctx.redirect(`/admin/doors/sites/${site.id}?notice=site_created`);
+    }, (failed) => doorsHome(ctx, failed));
   });
 
+  const sitePage = async (ctx: Context, siteId: string, failed?: FailedForm) => {
+    // The operation finds the site and checks the role first: after it, the id is a site this user may see.
+    const detail = (await call(ctx, 'getSite', { params: { siteId } })).body as Record<string, unknown>;
+    render(ctx, 'admin-site', { site: detail.site, detail, weekdays: WEEKDAYS, modes: DOOR_MODES, form: failed, canEditSite: may(ctx, 'updateSite') });
+  };
+  pages.get('/doors/sites/:siteId', (ctx) => sitePage(ctx, ctx.params.siteId!));
+  const siteForm = (path: string, formId: string, act: (ctx: Context, values: Record<string, string | string[] | undefined>) => Promise<void>) =>
+    pages.post(`/doors/sites/:siteId${path}`, async (ctx) => {
+      const values = form(ctx);
+      await submit(ctx, formId, values, () => act(ctx, values), (failed) => sitePage(ctx, ctx.params.siteId!, failed));
+    });
+  siteForm('', 'site-edit', async (ctx, values) => {
+    atVersion(ctx);
+    await call(ctx, 'updateSite', { params: ctx.params, body: { name: values.name, time_zone: values.time_zone } });
+    ctx.redirect(`/admin/doors/sites/${ctx.params.siteId}?notice=site_saved`);
+  });
+  siteForm('/delete', 'site-delete', async (ctx) => {
+    atVersion(ctx);
+    await callOrRefuse(ctx, 'deleteSite', { params: ctx.params });
+    ctx.redirect('/admin/doors?notice=site_deleted');
+  });
+  siteForm('/doors', 'door-new', async (ctx, values) => {
+    const door = (await call(ctx, 'createDoor', { params: ctx.params, body: doorBody(values) })).body as { id: string };
+    ctx.redirect(`/admin/doors/doors/${door.id}?notice=door_created`);
+  });
+  siteForm('/schedules', 'schedule-new', async (ctx, values) => {
+    const schedule = (await call(ctx, 'createSchedule', { params: ctx.params, body: { name: values.name, windows: [] } })).body as { id: string };
+    ctx.redirect(`/admin/doors/schedules/${schedule.id}?notice=schedule_created`);
+  });
+  siteForm('/levels', 'level-new', async (ctx, values) => {
+    const level = (await call(ctx, 'createAccessLevel', { params: ctx.params, body: { name: values.name, schedule_id: values.schedule_id || null, door_ids: list(values.door_ids) } })).body as { id: string };
+    ctx.redirect(`/admin/doors/levels/${level.id}?notice=level_created`);
+  });
+  siteForm('/exceptions', 'exception-new', async (ctx, values) => {
+    const doorId = typeof values.door_id === 'string' && values.door_id ? values.door_id : undefined;
+    if (!doorId) throw new AppError(400, 'invalid_request', 'choose a door', 'door_id');
+    await call(ctx, 'setDoorException', { params: { doorId }, body: { day: values.day, name: values.name ?? '', windows: windowRows(values).map((w) => ({ ...w, days: [0, 1, 2, 3, 4, 5, 6] })) } });
+    ctx.redirect(`/admin/doors/sites/${ctx.params.siteId}?notice=exception_saved`);
+  });
+  siteForm('/controllers', 'controller-new', async (ctx, values) => {
+    const created = (await call(ctx, 'createController', { params: ctx.params, body: { name: values.name } })).body as { id: string; name: string; token: string };
+    // The token is on this answer only: never in a URL, never shown again.
+    render(ctx, 'admin-controller-token', { controller: created, siteId: ctx.params.siteId }, 201);
+  });
+  pages.post('/doors/exceptions/:doorId/:day/delete', async (ctx) => {
+    const door = (await call(ctx, 'getDoor', { params: ctx.params })).body as { site_id: string };
+    await call(ctx, 'deleteDoorException', { params: ctx.params });
+    ctx.redirect(`/admin/doors/sites/${door.site_id}?notice=exception_deleted`);
+  });
+  pages.post('/doors/controllers/:controllerId/token', async (ctx) => {
+    const rotated = (await call(ctx, 'rotateControllerToken', { params: ctx.params })).body as { id: string; name: string; site_id: string; token: string };
+    render(ctx, 'admin-controller-token', { controller: rotated, siteId: rotated.site_id, rotated: true });
+  });
+  pages.post('/doors/controllers/:controllerId/delete', async (ctx) => {
+    const siteId = z.object({ site_id: z.uuid() }).parse(ctx.request.body).site_id;
+    await call(ctx, 'deleteController', { params: ctx.params });
+    ctx.redirect(`/admin/doors/sites/${siteId}?notice=controller_revoked`);
+  });
+
+  const doorPage = async (ctx: Context, doorId: string, failed?: FailedForm) => {
+    const door = (await call(ctx, 'getDoor', { params: { doorId } })).body as { site_id: string };
+    const site = (await call(ctx, 'getSite', { params: { siteId: door.site_id } })).body as Record<string, unknown>;
+    render(ctx, 'admin-door', { door, site: site.site, schedules: site.schedules, form: failed });
+  };
+  pages.get('/doors/doors/:doorId', (ctx) => doorPage(ctx, ctx.params.doorId!));
+  pages.post('/doors/doors/:doorId', async (ctx) => {
+    const values = form(ctx);
+    await submit(ctx, 'door-edit', values, async () => {
+      atVersion(ctx);
+      await call(ctx, 'updateDoor', { params: ctx.params, body: doorBody(values) });
+      ctx.redirect(`/admin/doors/doors/${ctx.params.doorId}?notice=door_saved`);
+    }, (failed) => doorPage(ctx, ctx.params.doorId!, failed));
+  });
+  pages.post('/doors/doors/:doorId/delete', async (ctx) => {
+    const values = form(ctx);
+    await submit(ctx, 'door-delete', values, async () => {
+      const door = (await call(ctx, 'getDoor', { params: ctx.params })).body as { site_id: string };
+      atVersion(ctx);
+      await callOrRefuse(ctx, 'deleteDoor', { params: ctx.params });
+      ctx.redirect(`/admin/doors/sites/${door.site_id}?notice=door_deleted`);
+    }, (failed) => doorPage(ctx, ctx.params.doorId!, failed));
+  });
+
+  const schedulePage = async (ctx: Context, scheduleId: string, day: number, failed?: FailedForm) => {
+    const schedule = (await call(ctx, 'getSchedule', { params: { scheduleId } })).body as { site_id: string };
+    const site = (await call(ctx, 'getSite', { params: { siteId: schedule.site_id } })).body as Record<string, unknown>;
+    render(ctx, 'admin-schedule', { schedule, site: site.site, day, weekdays: WEEKDAYS, modes: DOOR_MODES, form: failed, scripts: ['/static/doors.js'] });
+  };
+  const weekday = (value: unknown) => z.coerce.number().int().min(0).max(6).catch(1).parse(value ?? 1);
+  pages.get('/doors/schedules/:scheduleId', (ctx) => schedulePage(ctx, ctx.params.scheduleId!, weekday(ctx.query.day)));
+  pages.post('/doors/schedules/:scheduleId', async (ctx) => {
+    const values = form(ctx);
+    await submit(ctx, 'schedule-edit', values, async () => {
+      atVersion(ctx);
+      await call(ctx, 'updateSchedule', { params: ctx.params, body: { name: values.name } });
+      ctx.redirect(`/admin/doors/schedules/${ctx.params.scheduleId}?notice=schedule_saved`);
+    }, (failed) => schedulePage(ctx, ctx.params.scheduleId!, 1, failed));
+  });
+  // Seed 002: select a day, switch two-factor entry on (or off), set its start and end, save.
+  pages.post('/doors/schedules/:scheduleId/days/:weekday', async (ctx) => {
+    const values = form(ctx);
+    const day = weekday(ctx.params.weekday);
+    await submit(ctx, 'schedule-day', values, async () => {
+      atVersion(ctx);
+      await call(ctx, 'setScheduleDay', { params: { scheduleId: ctx.params.scheduleId, weekday: String(day) }, body: { windows: windowRows(values) } });
+      ctx.redirect(`/admin/doors/schedules/${ctx.params.scheduleId}?day=${day}&notice=schedule_saved`);
+    }, (failed) => schedulePage(ctx, ctx.params.scheduleId!, day, failed));
+  });
+  pages.post('/doors/schedules/:scheduleId/delete', async (ctx) => {
+    const values = form(ctx);
+    await submit(ctx, 'schedule-delete', values, async () => {
+      const schedule = (await call(ctx, 'getSchedule', { params: ctx.params })).body as { site_id: string };
+      atVersion(ctx);
+      await callOrRefuse(ctx, 'deleteSchedule', { params: ctx.params });
+      ctx.redirect(`/admin/doors/sites/${schedule.site_id}?notice=schedule_deleted`);
+    }, (failed) => schedulePage(ctx, ctx.params.scheduleId!, 1, failed));
+  });
+
+  const levelPage = async (ctx: Context, levelId: string, failed?: FailedForm) => {
+    const level = (await call(ctx, 'getAccessLevel', { params: { levelId } })).body as { site_id: string };
+    const site = (await call(ctx, 'getSite', { params: { siteId: level.site_id } })).body as Record<string, unknown>;
+    render(ctx, 'admin-level', { level, site: site.site, doors: site.doors, schedules: site.schedules, form: failed });
+  };
+  pages.get('/doors/levels/:levelId', (ctx) => levelPage(ctx, ctx.params.levelId!));
+  const levelForm = (path: string, formId: string, act: (ctx: Context, values: Record<string, string | string[] | undefined>) => Promise<void>) =>
+    pages.post(`/doors/levels/:levelId${path}`, async (ctx) => {
+      const values = form(ctx);
+      await submit(ctx, formId, values, () => act(ctx, values), (failed) => levelPage(ctx, ctx.params.levelId!, failed));
+    });
+  levelForm('', 'level-edit', async (ctx, values) => {
+    atVersion(ctx);
+    await call(ctx, 'updateAccessLevel', { params: ctx.params, body: { name: values.name, schedule_id: values.schedule_id || null, door_ids: list(values.door_ids) } });
+    ctx.redirect(`/admin/doors/levels/${ctx.params.levelId}?notice=level_saved`);
+  });
+  levelForm('/members', 'member-new', async (ctx, values) => {
+    await call(ctx, 'addAccessLevelMember', { params: ctx.params, body: { email: values.email } });
+    ctx.redirect(`/admin/doors/levels/${ctx.params.levelId}?notice=member_added`);
+  });
+  levelForm('/members/:userId/delete', 'member-delete', async (ctx) => {
+    await call(ctx, 'removeAccessLevelMember', { params: ctx.params });
+    ctx.redirect(`/admin/doors/levels/${ctx.params.levelId}?notice=member_removed`);
+  });
+  levelForm('/delete', 'level-delete', async (ctx) => {
+    const level = (await call(ctx, 'getAccessLevel', { params: ctx.params })).body as { site_id: string };
+    atVersion(ctx);
+    await call(ctx, 'deleteAccessLevel', { params: ctx.params });
+    ctx.redirect(`/admin/doors/sites/${level.site_id}?notice=level_deleted`);
+  });
+
+  pages.get('/doors/import', (ctx) => render(ctx, 'admin-import', { csv: '', scripts: ['/static/doors.js'] }));
+  pages.get('/doors/import/template.csv', (ctx) => {
+    if (!may(ctx, 'importAccessCsv')) throw new AppError(403, 'forbidden');
+    ctx.type = 'text/csv';
+    ctx.attachment('latchkey-access-template.csv');
+    ctx.body = CSV_TEMPLATE;
+  });
+  pages.post('/doors/import', async (ctx) => {
+    const values = z.object({ csv: z.string().max(10 * 1024 * 1024), dry_run: checkbox }).parse(ctx.request.body);
+    const reply = await call(ctx, 'importAccessCsv', { query: { dry_run: String(values.dry_run) }, body: values.csv });
+    render(ctx, 'admin-import', { csv: values.dry_run || reply.status !== 200 ? values.csv : '', report: reply.body, scripts: ['/static/doors.js'] }, reply.status);
+  });
   return pages;
 }

@@ -1,12 +1,18 @@
 import crypto from 'node:crypto';
 import { z } from 'zod';
+import { ConfigError } from '../config/index.js';
 import type { SettingsStore } from '../config/settings.js';
+import type { ChangeFeed } from '../db/change-feed.js';
 import type { Queries } from '../db/index.js';
 import type { UserRow } from '../db/users.js';
 import { AppError } from '../errors.js';
 import type { Notifier } from '../notify/notifier.js';
 import type { Clock } from '../security/clock.js';
+import { emailSchema } from '../security/email.js';
+import { accountGuessKey, accountGuessRule, TooManyGuesses } from '../security/password-guesses.js';
+import { assertPasswordAllowed, newPasswordSchema, type PasswordPolicyDeps } from '../security/password-policy.js';
 import type { PasswordHasher } from '../security/passwords.js';
+import { createThrottle } from '../security/throttle.js';
 
 export const ROLES = [
   'super_admin',
@@ -18,13 +24,10 @@ export const ROLES = [
 ] as const;
 export type Role = (typeof ROLES)[number];
 
-// NIST SP 800-63B 5.1.1.2: at least 8 characters, accept long passphrases, no composition rules.
-export const passwordSchema = z.string().min(8, { message: 'expected at least 8 characters' }).max(1024);
-
 export const newUserSchema = z.object({
-  email: z.email({ message: 'expected an email address' }).max(320),
+  email: emailSchema,
   name: z.string().trim().max(200).default(''),
-  password: passwordSchema,
+  password: newPasswordSchema,
   roles: z.array(z.enum(ROLES)).default([]),
   locale: z.enum(['en', 'ko']).optional(),
 });
@@ -45,17 +48,21 @@ export const rolesSchema = z.object({ roles: z.array(z.enum(ROLES)).max(ROLES.le
 
 const INVITATION_DAYS = 7;
 const emailTaken = () => new AppError(409, 'email_taken', 'a user with this email exists', 'email');
+/** The lookup before an insert answers the common case; the unique index answers two requests racing for one email. */
+async function insertUser(queries: Queries, user: Parameters<Queries['users']['insert']>[0]) {
+  if (await queries.users.findByEmail(user.email)) throw emailTaken();
+  try {
+    return await queries.users.insert(user);
+  } catch (error) {
+    if ((error as { code?: string }).code === '23505') throw emailTaken();
+    throw error;
+  }
+}
 
 /** An admin's own roles bound what they may hand out and whom they may change: only a super admin touches admins. */
 export function assertMayManage(actor: UserRow, target: { roles: readonly string[] }, newRoles: readonly string[] = []) {
   if (actor.roles.includes('super_admin')) return;
   if (target.roles.length > 0 || newRoles.length > 0) throw new AppError(403, 'forbidden', 'only a super admin may manage users who hold roles', 'roles');
-}
-
-/** Password rules come from the admin's password policy; NIST SP 800-63B: length, no composition rules. */
-export async function assertPasswordPolicy(settings: SettingsStore, password: string, field = 'password') {
-  const { min_length } = (await settings.read('password-policy')).value;
-  if ([...password].length < min_length) throw new AppError(400, 'invalid_request', `expected at least ${min_length} characters`, field, `${field}: expected at least ${min_length} characters`);
 }
 
 export const userView = (user: UserRow) => ({
@@ -70,42 +77,50 @@ export const userView = (user: UserRow) => ({
   updated_at: user.updated_at.toISOString(),
 });
 
-export async function createUser(deps: { queries: Queries; hasher: PasswordHasher; settings?: SettingsStore }, input: NewUserInput) {
+export type NewUserDeps = PasswordPolicyDeps & { queries: Queries; hasher: PasswordHasher };
+
+export async function createUser(deps: NewUserDeps, input: NewUserInput, options: { mustChangePassword?: boolean } = {}) {
   const user = newUserSchema.parse(input);
-  if (deps.settings) await assertPasswordPolicy(deps.settings, user.password);
-  if (await deps.queries.users.findByEmail(user.email)) throw emailTaken();
-  return deps.queries.users.insert({
+  await assertPasswordAllowed(deps, user.password, user);
+  return insertUser(deps.queries, {
     email: user.email,
     name: user.name,
     passwordHash: await deps.hasher.hash(user.password),
     roles: user.roles,
     locale: user.locale ?? null,
     emailVerified: false,
+    mustChangePassword: options.mustChangePassword,
   });
 }
 
 /**
  * First start: with no user at all, create a super admin from LATCHKEY_ADMIN_EMAIL/PASSWORD, or with a generated
- * password that is printed once and never stored in clear.
+ * password that is printed once and never stored in clear. A given password meets the same policy as any other:
+ * the first admin's account is the one most worth guessing.
  */
 export async function ensureSuperAdmin(
-  deps: { queries: Queries; hasher: PasswordHasher },
+  deps: NewUserDeps,
   given: { email: string; password: string } | undefined,
 ): Promise<{ email: string; generatedPassword?: string } | undefined> {
   if ((await deps.queries.users.count()) > 0) return undefined;
   const email = given?.email ?? 'admin@latchkey.local';
   const generatedPassword = given ? undefined : crypto.randomBytes(15).toString('base64url');
-  await createUser(deps, { email, name: 'Administrator', password: given?.password ?? generatedPassword!, roles: ['super_admin'] });
+  try {
+    // A generated password has been on a screen and maybe in a terminal's scrollback: it opens the console once.
+    await createUser(deps, { email, name: 'Administrator', password: given?.password ?? generatedPassword!, roles: ['super_admin'] }, { mustChangePassword: !given });
+  } catch (error) {
+    if (given && error instanceof AppError && error.field === 'password') throw new ConfigError([`LATCHKEY_ADMIN_PASSWORD: ${error.message}`]);
+    throw error;
+  }
   return { email, generatedPassword };
 }
 
-export interface PeopleDeps {
-  queries: Queries;
-  hasher: PasswordHasher;
-  settings: SettingsStore;
+export interface PeopleDeps extends NewUserDeps {
   notifier: Notifier;
   clock: Clock;
   issuer: string;
+  /** Door decisions hold users' status in memory: a disabled user's card stops at once, on every instance. */
+  changes?: ChangeFeed;
 }
 
 export interface Acting {
@@ -121,8 +136,7 @@ const hashToken = (token: string) => crypto.createHash('sha256').update(token).d
 
 /** A new user without a password, who sets one through a single-use link sent to their email (valid 7 days). */
 export async function inviteUser(deps: PeopleDeps, input: z.output<typeof inviteSchema>, by: Acting) {
-  if (await deps.queries.users.findByEmail(input.email)) throw emailTaken();
-  const user = await deps.queries.users.insert({ email: input.email, name: input.name, passwordHash: null, roles: input.roles, locale: input.locale ?? null });
+  const user = await insertUser(deps.queries, { email: input.email, name: input.name, passwordHash: null, roles: input.roles, locale: input.locale ?? null });
   const token = crypto.randomBytes(32).toString('base64url');
   const expiresAt = new Date(deps.clock.now().getTime() + INVITATION_DAYS * 86400_000);
   await deps.queries.invitations.insert({ token_hash: hashToken(token), user_id: user.id, invited_by: by.actorId, expires_at: expiresAt });
@@ -141,7 +155,7 @@ export async function findInvitation(deps: PeopleDeps, token: string) {
 export async function acceptInvitation(deps: PeopleDeps, token: string, password: string, by: Acting) {
   const user = await findInvitation(deps, token);
   if (!user) return undefined;
-  await assertPasswordPolicy(deps.settings, password);
+  await assertPasswordAllowed(deps, password, user);
   if (!(await deps.queries.invitations.use(hashToken(token), deps.clock.now()))) return undefined;
   await deps.queries.users.setPasswordHash(user.id, await deps.hasher.hash(password));
   await deps.queries.users.markEmailVerified(user.id);
@@ -155,6 +169,7 @@ export async function updateUser(deps: PeopleDeps, actor: UserRow, target: UserR
   const updated = await deps.queries.users.update(target.id, change);
   // A disabled account is signed out everywhere at once, not when its sessions happen to expire.
   if (change.status === 'disabled' && target.status !== 'disabled') await deps.queries.oidcModels.revokeAccount(target.id);
+  if (change.status && change.status !== target.status) await deps.changes?.publish('access', 'user');
   await audit(deps, 'user.update', target.id, by, { changed: Object.keys(change), ...(change.status ? { status: change.status } : {}) });
   return updated!;
 }
@@ -177,15 +192,42 @@ export async function revokeSessions(deps: PeopleDeps, target: UserRow, by: Acti
   return sessions;
 }
 
-/** The user's own change: the current password first (ASVS 2.1.5), then the policy, then a notice. */
+/**
+ * The user's own change: the current password first (ASVS 2.1.5), then the policy, then a notice. A wrong current
+ * password counts against the account like a wrong sign-in (reserved before it is checked), so that a stolen
+ * session cannot be used to guess the password without limit.
+ */
 export async function changePassword(deps: PeopleDeps, user: UserRow, current: string, next: string, by: Acting) {
+  const lockout = (await deps.settings.read('lockout')).value;
+  const reservation = await createThrottle(deps.queries, deps.clock).reserve([accountGuessRule(lockout, user.email)]);
+  if (!reservation.allowed) {
+    await audit(deps, 'user.password_change', user.id, by, { reason: 'throttled' }, 'failure');
+    throw new TooManyGuesses(reservation.retryAfterSeconds, 'current_password');
+  }
   const ok = user.password_hash !== null && (await deps.hasher.verify(user.password_hash, current)).valid;
   if (!ok) {
     await audit(deps, 'user.password_change', user.id, by, { reason: 'wrong_password' }, 'failure');
     throw new AppError(400, 'wrong_password', 'the current password is wrong', 'current_password');
   }
-  await assertPasswordPolicy(deps.settings, next, 'new_password');
-  await deps.queries.users.setPasswordHash(user.id, await deps.hasher.hash(next));
+  await reservation.succeeded();
+  await assertPasswordAllowed(deps, next, user, 'new_password');
+  await deps.queries.users.setPasswordHash(user.id, await deps.hasher.hash(next), { mustChange: false });
   await audit(deps, 'user.password_change', user.id, by);
   await deps.notifier.notify(user, 'password_changed');
+}
+
+/**
+ * The operator's way back in (`latchkey user reset-password`): a new password, generated unless given, that must be
+ * changed at the next sign-in; the account's sign-in lockout is lifted and its sessions end, since whoever held the
+ * old password may hold them. Second factors stay: a reset never removes or bypasses MFA.
+ */
+export async function resetPassword(deps: PeopleDeps, user: UserRow, given: string | undefined, by: Acting) {
+  if (given !== undefined) await assertPasswordAllowed(deps, given, user);
+  const password = given ?? crypto.randomBytes(15).toString('base64url');
+  await deps.queries.users.setPasswordHash(user.id, await deps.hasher.hash(password), { mustChange: true });
+  await deps.queries.throttle.clear(accountGuessKey(user.email));
+  const sessions = await deps.queries.oidcModels.revokeAccount(user.id);
+  await audit(deps, 'user.password_reset', user.id, by, { generated: given === undefined, sessions });
+  await deps.notifier.notify(user, 'password_changed');
+  return { generatedPassword: given === undefined ? password : undefined };
 }

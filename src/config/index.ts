@@ -13,7 +13,13 @@ export interface Config {
   host: string;
   port: number;
   issuer: string;
+  /** Whether X-Forwarded-* headers come from a proxy of ours at all. */
   trustProxy: boolean;
+  /**
+   * How many proxies of ours each request passes: the client address is the X-Forwarded-For entry this many from
+   * the right. Entries further left were written by the client and prove nothing.
+   */
+  proxyHops: number;
   database: { url?: string; poolMax: number; dataDir: string };
   masterKey?: Buffer;
   migrateOnStart: boolean;
@@ -30,7 +36,7 @@ export interface Config {
   sentCodes: { ttlSeconds: number; cooldownSeconds: number; perHourPerUser: number; perHourPerDestination: number };
   issuerName: string;
   totp: { algorithm: 'sha1' | 'sha256' | 'sha512'; digits: 6 | 8; period: number };
-  mfa: { factors: Array<'totp' | 'sms' | 'email' | 'pin'>; accountFailures: number; pinWebMinLength: number };
+  mfa: { factors: Array<'totp' | 'sms' | 'email' | 'pin' | 'passkey'>; accountFailures: number; pinWebMinLength: number };
   shutdownGraceSeconds: number;
   /** When set, /metrics asks for it as a bearer token. */
   metricsToken?: string;
@@ -53,12 +59,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const parsed = configSchema.safeParse(present);
   if (!parsed.success) throw new ConfigError(parsed.error.issues.map((issue) => describeIssue(issue, env)));
   const raw = parsed.data;
+  const proxyHops = raw.LATCHKEY_TRUSTED_PROXY_HOPS ?? (raw.LATCHKEY_TRUST_PROXY ? 1 : 0);
   return {
     env: raw.NODE_ENV,
     host: raw.HOST,
     port: raw.PORT,
     issuer: (raw.LATCHKEY_ISSUER ?? `http://localhost:${raw.PORT}`).replace(/\/$/, ''),
-    trustProxy: raw.LATCHKEY_TRUST_PROXY,
+    trustProxy: proxyHops > 0,
+    proxyHops,
     database: { url: raw.DATABASE_URL, poolMax: raw.DATABASE_POOL_MAX, dataDir: raw.LATCHKEY_DATA_DIR },
     masterKey: raw.LATCHKEY_MASTER_KEY ? decodeMasterKey(raw.LATCHKEY_MASTER_KEY) : undefined,
     migrateOnStart: raw.LATCHKEY_MIGRATE_ON_START,

@@ -11,10 +11,16 @@ import type { Config } from './index.js';
  */
 export const settingSchemas = {
   'enforce-mfa': z.object({ enabled: z.boolean({ message: 'expected true or false' }) }).strict(),
+  // A door PIN is a second thing the user knows: it answers enforcement only where a super admin says so.
+  'door-pin': z.object({ answers_enforcement: z.boolean({ message: 'expected true or false' }) }).strict(),
+  // Admin rights (console admin pages, admin API) only with a passkey sign-in: a phished password and code do not
+  // reach them. Off by default.
+  'admin-phishing-resistant': z.object({ required: z.boolean({ message: 'expected true or false' }) }).strict(),
   factors: z
     .object({ enabled: z.array(z.enum(FACTOR_IDS)).min(1, { message: 'at least one factor' }).max(FACTOR_IDS.length).refine((ids) => new Set(ids).size === ids.length, { message: 'each factor once' }) })
     .strict(),
-  // NIST SP 800-63B 5.1.1.2: at least 8 characters and no composition rules; an admin may ask for more length.
+  // SP 800-63B-4 3.1.1.2: at least 8 characters and no composition rules; an admin may ask for more length. This
+  // minimum holds only while MFA is enforced: a password that may be the only factor needs 15 (password-policy.ts).
   'password-policy': z.object({ min_length: z.number().int().min(8).max(128) }).strict(),
   lockout: z
     .object({
@@ -38,6 +44,8 @@ export const SETTINGS_CACHE_MS = 60_000;
 export function settingDefaults(config: Config, builtFactors: ReadonlyArray<SettingValue<'factors'>['enabled'][number]>): { [N in SettingName]: SettingValue<N> } {
   return {
     'enforce-mfa': { enabled: false },
+    'door-pin': { answers_enforcement: false },
+    'admin-phishing-resistant': { required: false },
     factors: { enabled: [...builtFactors] },
     'password-policy': { min_length: 8 },
     lockout: {

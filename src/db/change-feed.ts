@@ -1,7 +1,9 @@
 import pg from 'pg';
-import type { Database } from './connect.js';
+import { type Database, joinedServer } from './connect.js';
+import { onSharedTurn } from './embedded-share.js';
 
-export const CHANGE_TOPICS = ['client', 'setting'] as const;
+/** 'access': doors, schedules, levels, controllers, credentials and codes (keys: see AccessDeps.feed). */
+export const CHANGE_TOPICS = ['client', 'setting', 'resource', 'access'] as const;
 export type ChangeTopic = (typeof CHANGE_TOPICS)[number];
 /** `key` undefined means "anything of this topic may have changed": drop the whole cache. */
 export type ChangeHandler = (key: string | undefined) => void;
@@ -13,6 +15,11 @@ export interface ChangeFeed {
   /** Tells this instance at once and every other instance through PostgreSQL's NOTIFY. */
   publish(topic: ChangeTopic, key: string): Promise<void>;
   subscribe(topic: ChangeTopic, handler: ChangeHandler): void;
+  /**
+   * Whether every change made elsewhere reaches this instance now: on PostgreSQL while the listening connection is
+   * up, always on PGlite (one process). A cache that must never serve a stale answer reads the database meanwhile.
+   */
+  live(): boolean;
   close(): Promise<void>;
 }
 
@@ -24,7 +31,8 @@ interface Logger {
  * Cache invalidation across instances. Each instance caches what the hot paths read (clients, settings) and drops an
  * entry when told it changed. On PostgreSQL the news travels by LISTEN/NOTIFY on a connection of its own, outside
  * the pool; while that connection is down, notices can be missed, so every cache is dropped whole when it comes
- * back. The embedded PGlite serves one process, so there it is a local event.
+ * back. The embedded PGlite serves one process, so there it is a local event, and a turn taken by a CLI through the
+ * server's share drops every cache.
  */
 export function createChangeFeed(db: Database, logger?: Logger): ChangeFeed {
   const handlers = new Map<ChangeTopic, ChangeHandler[]>();
@@ -34,9 +42,12 @@ export function createChangeFeed(db: Database, logger?: Logger): ChangeFeed {
   const deliverAll = () => CHANGE_TOPICS.forEach((topic) => deliver(topic, undefined));
   const knexClient = db.client as { config: { client?: unknown }; connectionSettings?: pg.ClientConfig };
   const settings = knexClient.connectionSettings;
-  const onPostgres = knexClient.config.client === 'pg' && settings !== undefined;
+  // A CLI joined to the server's embedded database speaks `pg` to it, but the server learns of its writes by itself.
+  const onPostgres = knexClient.config.client === 'pg' && settings !== undefined && !joinedServer(db);
+  onSharedTurn(db, deliverAll);
 
   let listener: pg.Client | undefined;
+  let listening = false;
   let closed = false;
   let retry: NodeJS.Timeout | undefined;
   const listen = async () => {
@@ -45,6 +56,7 @@ export function createChangeFeed(db: Database, logger?: Logger): ChangeFeed {
     const lost = (err?: Error) => {
       if (listener !== client) return;
       listener = undefined;
+      listening = false;
       client.end().catch(() => undefined);
       if (err) logger?.warn({ err }, 'change feed connection lost: caches dropped until it is back');
       deliverAll();
@@ -60,6 +72,7 @@ export function createChangeFeed(db: Database, logger?: Logger): ChangeFeed {
     try {
       await client.connect();
       await client.query(`listen ${CHANNEL}`);
+      listening = listener === client;
       // Whatever changed while this instance was not listening is unknown: start from empty caches.
       deliverAll();
     } catch (err) {
@@ -76,13 +89,26 @@ export function createChangeFeed(db: Database, logger?: Logger): ChangeFeed {
     subscribe(topic, handler) {
       handlers.set(topic, [...(handlers.get(topic) ?? []), handler]);
     },
+    live: () => !onPostgres || listening,
     async close() {
       closed = true;
       clearTimeout(retry);
       const client = listener;
       listener = undefined;
+      listening = false;
       await client?.end().catch(() => undefined);
     },
+  };
+}
+
+/** News for this process alone, for a service run without a database feed (a benchmark, a tool). */
+export function createLocalChangeFeed(): ChangeFeed {
+  const handlers = new Map<ChangeTopic, ChangeHandler[]>();
+  return {
+    publish: async (topic, key) => (handlers.get(topic) ?? []).forEach((handler) => handler(key)),
+    subscribe: (topic, handler) => void handlers.set(topic, [...(handlers.get(topic) ?? []), handler]),
+    live: () => true,
+    close: async () => undefined,
   };
 }
 

@@ -41,6 +41,8 @@ export function createFactorQueries(db: Database) {
         .where({ id })
         .andWhere((w) => w.whereNull('last_used_step').orWhere('last_used_step', '<', step))
         .update({ last_used_step: step, last_used_at: now })) === 1,
+    rename: async (userId: string, id: string, label: string) =>
+      (await factors().where({ user_id: userId, id }).whereNotNull('confirmed_at').update({ label })) === 1,
     remove: (userId: string, id: string) => factors().where({ user_id: userId, id }).delete(),
     removeAll: (userId: string) => factors().where({ user_id: userId }).delete(),
     purgePending: (now: Date) => factors().whereNull('confirmed_at').where('pending_expires_at', '<=', now).delete(),
@@ -70,34 +72,5 @@ export function createRecoveryCodeQueries(db: Database) {
     use: async (userId: string, hash: string, now: Date) =>
       (await codes().where({ user_id: userId, code_hash: hash }).whereNull('used_at').update({ used_at: now })) === 1,
     removeAll: (userId: string) => codes().where({ user_id: userId }).delete(),
-  };
-}
-
-export interface LoginProgressRow {
-  interaction_uid: string;
-  user_id: string;
-  password_verified_at: Date | null;
-  mfa_failures: number;
-  pending_factor_id: string | null;
-  verified_amr: string[] | null;
-  expires_at: Date;
-}
-
-export function createLoginProgressQueries(db: Database) {
-  const rows = () => db<LoginProgressRow>('login_progress');
-  return {
-    start: (row: Pick<LoginProgressRow, 'interaction_uid' | 'user_id' | 'password_verified_at' | 'expires_at'>) =>
-      rows().insert({ ...row, mfa_failures: 0 }).onConflict('interaction_uid').merge(),
-    setPendingFactor: (uid: string, factorId: string) => rows().where({ interaction_uid: uid }).update({ pending_factor_id: factorId }),
-    markVerified: (uid: string, amr: string[]) =>
-      rows().where({ interaction_uid: uid }).update({ verified_amr: JSON.stringify(amr) as unknown as string[] }),
-    find: (uid: string, now: Date) => rows().where({ interaction_uid: uid }).where('expires_at', '>', now).first(),
-    /** Counts one wrong code atomically and returns the new count. */
-    recordFailure: async (uid: string) => {
-      const [row] = await rows().where({ interaction_uid: uid }).increment('mfa_failures', 1).returning('mfa_failures');
-      return Number((row as { mfa_failures: number } | undefined)?.mfa_failures ?? Infinity);
-    },
-    finish: (uid: string) => rows().where({ interaction_uid: uid }).delete(),
-    purgeExpired: (now: Date) => rows().where('expires_at', '<=', now).delete(),
   };
 }

@@ -4,10 +4,13 @@ import { createClientQueries } from './clients.js';
 import type { Database } from './connect.js';
 import { createInvitationQueries } from './invitations.js';
 import { createKeyQueries } from './keys.js';
-import { createFactorQueries, createLoginProgressQueries, createRecoveryCodeQueries } from './factors.js';
+import { createFactorQueries, createRecoveryCodeQueries } from './factors.js';
 import { createOidcModelQueries } from './oidc-models.js';
+import { createPasskeyQueries } from './passkeys.js';
+import { createResourceQueries } from './resources.js';
 import { createSentCodeQueries } from './sent-codes.js';
 import { createSettingQueries } from './settings.js';
+import { createSignInQueries } from './sign-ins.js';
 import { createThrottleQueries } from './throttle.js';
 import { createUserQueries } from './users.js';
 
@@ -23,11 +26,13 @@ export function createQueries(db: Database, hooks: { onAudit?: (event: AuditEven
     audit: createAuditQueries(db, hooks.onAudit),
     factors: createFactorQueries(db),
     recoveryCodes: createRecoveryCodeQueries(db),
-    loginProgress: createLoginProgressQueries(db),
+    signIns: createSignInQueries(db),
     settings: createSettingQueries(db),
     sentCodes: createSentCodeQueries(db),
     access: createAccessQueries(db),
     invitations: createInvitationQueries(db),
+    passkeys: createPasskeyQueries(db),
+    resources: createResourceQueries(db),
     ping: async () => {
       await db.raw('select 1');
     },

@@ -27,7 +27,9 @@ export function createSentCodeQueries(db: Database) {
       }),
     latest: (factorId: string, interactionUid: string | null) =>
       scope(factorId, interactionUid)(codes()).whereNull('consumed_at').orderBy('created_at', 'desc').first(),
-    countAttempt: (id: string) => codes().where({ id }).increment('attempts', 1),
+    /** Takes one of the code's tries in one statement: false once they are used up (or the code is spent). */
+    reserveAttempt: async (id: string, maxAttempts: number) =>
+      (await codes().where({ id }).whereNull('consumed_at').where('attempts', '<', maxAttempts).increment('attempts', 1)) === 1,
     /** Spends the code once: true only for the request that marked it. */
     consume: async (id: string, now: Date) => (await codes().where({ id }).whereNull('consumed_at').update({ consumed_at: now })) === 1,
     remove: (id: string) => codes().where({ id }).delete(),

@@ -1,3 +1,4 @@
+import { canonicalEmail } from '../security/email.js';
 import type { Database } from './connect.js';
 
 export interface UserRow {
@@ -11,6 +12,8 @@ export interface UserRow {
   time_zone: string | null;
   email_verified: boolean;
   preferred_factor_id: string | null;
+  /** The password was chosen by someone else (generated, or reset by an operator): the user must choose their own. */
+  must_change_password: boolean;
   created_at: Date;
   updated_at: Date;
 }
@@ -22,38 +25,40 @@ export interface NewUser {
   roles?: string[];
   locale?: string | null;
   emailVerified?: boolean;
+  mustChangePassword?: boolean;
 }
 
 export function createUserQueries(db: Database) {
   const users = () => db<UserRow>('users');
   return {
     findById: (id: string) => users().where({ id }).first(),
-    findByEmail: (email: string) => users().whereRaw('lower(email) = lower(?)', [email]).first(),
+    findByEmail: (email: string) => users().where({ email: canonicalEmail(email) }).first(),
     count: async () => Number((await users().count({ n: '*' }).first())?.n ?? 0),
     insert: async (user: NewUser): Promise<UserRow> => {
       const [row] = await users()
         .insert({
-          email: user.email,
+          email: canonicalEmail(user.email),
           name: user.name,
           password_hash: user.passwordHash,
           roles: JSON.stringify(user.roles ?? []) as unknown as string[],
           locale: user.locale ?? null,
           email_verified: user.emailVerified ?? false,
+          must_change_password: user.mustChangePassword ?? false,
         })
         .returning('*');
       return row as UserRow;
     },
     /**
-     * One page of users in (lower(email), id) order after the cursor: stable however many are added meanwhile.
+     * One page of users in (email, id) order after the cursor: stable however many are added meanwhile.
      * `search` matches a part of the email or the name.
      */
     page: (filter: { search?: string; after?: { email: string; id: string }; limit: number }) => {
-      const q = users().orderByRaw('lower(email), id').limit(filter.limit);
+      const q = users().orderBy([{ column: 'email' }, { column: 'id' }]).limit(filter.limit);
       if (filter.search) {
-        const pattern = `%${filter.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-        q.where((w) => w.whereRaw('lower(email) like ?', [pattern]).orWhereRaw('lower(name) like ?', [pattern]));
+        const like = (text: string) => `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+        q.where((w) => w.where('email', 'like', like(canonicalEmail(filter.search!))).orWhereRaw('lower(name) like ?', [like(filter.search!.toLowerCase())]));
       }
-      if (filter.after) q.whereRaw('(lower(email), id) > (?, ?)', [filter.after.email, filter.after.id]);
+      if (filter.after) q.whereRaw('(email, id) > (?, ?)', [filter.after.email, filter.after.id]);
       return q;
     },
     update: async (id: string, change: Partial<Pick<UserRow, 'name' | 'status' | 'locale' | 'time_zone' | 'roles'>>) => {
@@ -68,7 +73,17 @@ export function createUserQueries(db: Database) {
       Number((await users().where({ status: 'active' }).whereRaw('roles @> ?::jsonb', [JSON.stringify([role])]).count({ n: '*' }).first())?.n ?? 0),
     setPreferredFactor: (id: string, factorId: string | null) => users().where({ id }).update({ preferred_factor_id: factorId }),
     markEmailVerified: (id: string) => users().where({ id }).update({ email_verified: true }),
-    setPasswordHash: (id: string, passwordHash: string) =>
-      users().where({ id }).update({ password_hash: passwordHash, updated_at: db.fn.now() as unknown as Date }),
+    /**
+     * `mustChange` given: whether the new password is one the user chose (false) or was handed (true). Left out, the
+     * flag stays as it was (a rehash of the same password at sign-in).
+     */
+    setPasswordHash: (id: string, passwordHash: string, options: { mustChange?: boolean } = {}) =>
+      users()
+        .where({ id })
+        .update({
+          password_hash: passwordHash,
+          ...(options.mustChange === undefined ? {} : { must_change_password: options.mustChange }),
+          updated_at: db.fn.now() as unknown as Date,
+        }),
   };
 }

@@ -4,18 +4,22 @@ import type { InteractionResults } from 'oidc-provider';
 import QRCode from 'qrcode';
 import { z } from 'zod';
 import type { Queries } from '../db/index.js';
+import type { SignInRow } from '../db/sign-ins.js';
 import type { UserRow } from '../db/users.js';
 import { AppError } from '../errors.js';
 import { pickLocale, type Locale } from '../i18n.js';
-import { ACR } from '../mfa/policy.js';
-import { MAX_FAILURES_PER_SIGN_IN, type Method, type MfaService, RECOVERY_METHOD_ID } from '../mfa/service.js';
+import { acrFor, type MfaDecision, satisfies } from '../mfa/policy.js';
+import { type Method, type MfaService, RECOVERY_METHOD_ID } from '../mfa/service.js';
 import type { ProviderHolder } from '../oidc/provider-holder.js';
 import { TOKEN_TTL } from '../oidc/provider.js';
 import type { PageRenderer } from '../render.js';
 import type { Clock } from '../security/clock.js';
 import { parseBody } from '../security/koa-body.js';
 import { csrf } from '../security/koa-csrf.js';
+import type { Throttle } from '../security/throttle.js';
+import type { EmailConfirmation } from './email-confirmation.js';
 import { authenticateWithPassword, loginFormSchema, type PasswordLoginDeps } from './password-login.js';
+import { accepts, afterPassword, MAX_FAILURES_PER_SIGN_IN, type SecondStep, type SignInAction, type SignInStep, type StoredStep } from './sign-in-flow.js';
 
 export interface InteractionDeps {
   providers: ProviderHolder;
@@ -24,21 +28,32 @@ export interface InteractionDeps {
   mfa: MfaService;
   queries: Queries;
   clock: Clock;
+  throttle: Throttle;
   defaultLocale: Locale;
+  /** Present where mail is configured: a first factor bound at sign-in is then confirmed through the inbox. */
+  emailConfirmation?: EmailConfirmation;
   /** Told of every completed sign-in (metrics). */
   onSignedIn?: (amr: readonly string[]) => void;
+  /** Where a mail that could not be sent is reported to the operator. */
+  onDeliveryFailure?: (error: unknown, userId: string) => void;
 }
 
 const codeFormSchema = z.object({
   method: z.string().min(1).max(64),
-  code: z.string().max(64).default(''),
+  // A typed code, or a challenge/response factor's whole response (WebAuthn JSON): each factor parses its own.
+  code: z.string().max(16_384).default(''),
 });
+const passwordlessFormSchema = z.object({ code: z.string().min(1).max(16_384) });
 const enrolFormSchema = z.object({ code: z.string().max(64).default('') });
 
+/** A sign-in as stored: its step, and from the first verified password on, its one user. */
+type SignIn = { step: 'started' } | { step: StoredStep; row: SignInRow; user: UserRow };
+type BoundSignIn = Extract<SignIn, { row: SignInRow }>;
+
 /**
- * The sign-in pages oidc-provider sends users to: password, then (when the policy says so) a second factor or an
- * enrolment. Every POST re-reads the interaction and checks it is at the step the form belongs to, so a stale or
- * replayed form cannot skip one.
+ * The sign-in pages oidc-provider sends users to. Which request is allowed in which step is decided by the state
+ * machine in sign-in-flow.ts; every POST re-reads the interaction and its stored step, and every write is
+ * conditional on the step it was read in, so a stale, replayed or racing form changes nothing.
  */
 export function createInteractionRouter(deps: InteractionDeps) {
   const { mfa, queries, clock } = deps;
@@ -61,6 +76,8 @@ export function createInteractionRouter(deps: InteractionDeps) {
       locale,
       clientName: client?.clientName ?? String(interaction.params.client_id),
       clientRequiresMfa: client?.metadata().require_mfa === true,
+      clientRequiresPhishingResistant: client?.metadata().require_phishing_resistant === true,
+      acrValues: typeof interaction.params.acr_values === 'string' ? interaction.params.acr_values : undefined,
     };
   };
 
@@ -79,12 +96,13 @@ export function createInteractionRouter(deps: InteractionDeps) {
     ctx.redirect(interaction.returnTo);
   };
 
-  /** `progressKept`: the sign-in went through a second-factor step whose progress row must go. */
-  const finishLogin = async (ctx: Context, interaction: Interaction, accountId: string, amr: string[], progressKept = true) => {
-    if (progressKept) await queries.loginProgress.finish(interaction.uid);
-    await finish(ctx, interaction, { login: { accountId, amr, acr: amr.includes('mfa') ? ACR.mfa : ACR.password, remember: true } }, false);
+  const finishLogin = async (ctx: Context, interaction: Interaction, accountId: string, amr: string[]) => {
+    await finish(ctx, interaction, { login: { accountId, amr, acr: acrFor(amr), remember: true } }, false);
     deps.onSignedIn?.(amr);
   };
+
+  const deny = (ctx: Context, interaction: Interaction, description: string) =>
+    finish(ctx, interaction, { error: 'access_denied', error_description: description }, false);
 
   const actorOf = (ctx: Context, userId: string, clientId?: unknown) => ({
     actorId: userId,
@@ -93,41 +111,132 @@ export function createInteractionRouter(deps: InteractionDeps) {
     clientId: typeof clientId === 'string' ? clientId : undefined,
   });
 
-  /** The user between their password and their second factor in this interaction, if any. */
-  const progressOf = async (ctx: Context) => {
-    const progress = await queries.loginProgress.find(ctx.params.uid!, clock.now());
-    const user = progress && (await queries.users.findById(progress.user_id));
-    return progress && user?.status === 'active' ? { progress, user } : undefined;
+  const load = async (uid: string): Promise<SignIn> => {
+    const row = await queries.signIns.find(uid, clock.now());
+    if (!row) return { step: 'started' };
+    const user = await queries.users.findById(row.user_id);
+    // A user disabled mid-sign-in gets no further: their sign-in is treated as over.
+    return user?.status === 'active' ? { step: row.step, row, user } : { step: 'finished', row, user: user! };
   };
+
+  /** Loads the sign-in and refuses the request unless its step accepts `action`. */
+  const signInFor = async (ctx: Context, action: Exclude<SignInAction, 'password'>): Promise<BoundSignIn> => {
+    const signIn = await load(ctx.params.uid!);
+    if (!accepts(signIn.step, action) || !('row' in signIn)) throw new AppError(400, 'interaction_step');
+    return signIn;
+  };
+
+  const expiresAt = () => new Date(clock.now().getTime() + TOKEN_TTL.Interaction * 1000);
+  const secondStep = (decision: { required: boolean; mustEnrol: boolean }): SecondStep =>
+    !decision.required ? 'none' : decision.mustEnrol ? 'enrolment' : 'second_factor';
+  /**
+   * A demand for phishing resistance from a user with no passkey: enrolment at sign-in (an authenticator app) would
+   * not answer it, so the sign-in ends and the app hears why. The user adds a passkey on their account page.
+   */
+  const unanswerable = (decision: MfaDecision) => decision.phishingResistant && decision.mustEnrol;
+  const PASSKEY_REQUIRED = 'a phishing-resistant authenticator (passkey) is required';
+  const decide = (user: UserRow, d: Awaited<ReturnType<typeof details>>) =>
+    mfa.decide(user, { requireMfa: d.clientRequiresMfa, requirePhishingResistant: d.clientRequiresPhishingResistant }, d.acrValues);
+  const signInFilter = (row: SignInRow) => ({ pinAccepted: row.pin_accepted, phishingResistant: row.phishing_resistant });
+
+  /** The login page; where a factor can carry a whole sign-in, its ceremony (button and autofill) too. */
+  const renderLogin = async (ctx: Context, locale: Locale, data: { clientName: string; email: unknown; error?: string }, status = 200) =>
+    page(ctx, 'login', locale, { ...data, passkey: await mfa.passwordlessOptions({ interactionUid: ctx.params.uid!, locale }) }, status);
+
+  /**
+   * Sends the inbox confirmation that opens enrolment at sign-in, and keeps its hash on the sign-in. Every send, the
+   * first included, spends the user's hourly quota: new sign-ins must not be a way around it (or a way to flood an
+   * inbox). The hash is stored only once the mail is out.
+   */
+  const sendEnrolmentConfirmation = async (signIn: BoundSignIn, locale: Locale): Promise<{ sent: true } | { sent: false; error: string; status: number; retryAfterSeconds?: number }> => {
+    const quota = await deps.throttle.reserve([{ key: `enrol-email:${signIn.user.id}`, limit: 5, windowSeconds: 3600, baseLockSeconds: 3600, onSuccess: 'release' }]);
+    if (!quota.allowed) return { sent: false, error: 'mfa.send.rate_limited', status: 429, retryAfterSeconds: quota.retryAfterSeconds };
+    let sent;
+    try {
+      sent = await deps.emailConfirmation!.send(signIn.row.interaction_uid, { email: signIn.user.email, locale });
+    } catch (err) {
+      await quota.succeeded();
+      deps.onDeliveryFailure?.(err, signIn.user.id);
+      return { sent: false, error: 'mfa.send.delivery_failed', status: 502 };
+    }
+    await queries.signIns.addEmailCode(signIn.row.interaction_uid, signIn.user.id, sent.email_code_hash, sent.email_code_expires_at);
+    await queries.audit.insert({ action: 'mfa.enrolment_confirmation_sent', outcome: 'success', subjectId: signIn.user.id });
+    return { sent: true };
+  };
+  /** Renders the inbox step, after a send that may have been refused. */
+  const afterSend = (ctx: Context, locale: Locale, signIn: BoundSignIn, outcome: Awaited<ReturnType<typeof sendEnrolmentConfirmation>>) => {
+    if (outcome.sent) return renderEmailConfirmation(ctx, locale, signIn);
+    if (outcome.retryAfterSeconds) ctx.set('retry-after', String(outcome.retryAfterSeconds));
+    return renderEmailConfirmation(ctx, locale, signIn, outcome.error, outcome.status);
+  };
+
+  /**
+   * Takes one of the sign-in's tries before a code is checked. When none is left the sign-in is over: the app gets
+   * access_denied and the user starts again.
+   */
+  const reserveTry = async (ctx: Context, interaction: Interaction, signIn: BoundSignIn) => {
+    const failures = await queries.signIns.reserveFailure(signIn.row.interaction_uid, signIn.user.id, signIn.row.step, MAX_FAILURES_PER_SIGN_IN);
+    if (failures !== undefined) return failures;
+    await endSignIn(ctx, interaction, signIn);
+    return undefined;
+  };
+  /** After a wrong code: the sign-in ends if that was its last try. */
+  const endIfLastTry = async (ctx: Context, interaction: Interaction, signIn: BoundSignIn, failures: number) => {
+    if (failures < MAX_FAILURES_PER_SIGN_IN) return false;
+    await endSignIn(ctx, interaction, signIn);
+    return true;
+  };
+  /** Ends a sign-in that used up its tries; a request that finds it already moved on (a concurrent one) is refused. */
+  async function endSignIn(ctx: Context, interaction: Interaction, signIn: BoundSignIn) {
+    if (!(await queries.signIns.advance(signIn.row.interaction_uid, signIn.user.id, signIn.row.step, 'finished'))) throw new AppError(400, 'interaction_step');
+    await deny(ctx, interaction, 'too many wrong codes');
+  }
 
   const renderSecondFactor = async (
     ctx: Context,
     locale: Locale,
     clientName: string,
-    user: UserRow,
+    signIn: BoundSignIn,
     error?: string,
     status = 200,
     sent?: { notice?: string; detail?: string; retryAfterSeconds?: number },
-    listed?: Method[],
   ) => {
-    const methods = listed ?? (await mfa.methodsFor(user));
+    const filter = signInFilter(signIn.row);
+    // Any one of the user's passkeys answers one ceremony: they are offered once, as one way to sign in.
+    const methods: Method[] = (await mfa.methodsFor(signIn.user, filter)).filter(
+      (m, i, all) => !mfa.hasCeremony(m.factor) || all.findIndex((other) => other.factor === m.factor) === i,
+    );
+    const recoveryOffered = !signIn.row.pin_accepted && !signIn.row.phishing_resistant;
     const requested = typeof ctx.query.method === 'string' ? ctx.query.method : undefined;
-    const chosenId = requested === RECOVERY_METHOD_ID || methods.some((m) => m.id === requested) ? requested : methods[0]?.id;
+    const chosenId = (requested === RECOVERY_METHOD_ID && recoveryOffered) || methods.some((m) => m.id === requested) ? requested : methods[0]?.id;
     const chosen = methods.find((m) => m.id === chosenId);
+    const ceremony = chosen && (await mfa.ceremonyOptions(signIn.user, chosen.id, filter, { interactionUid: signIn.row.interaction_uid, locale }));
     return page(ctx, 'mfa', locale, {
       clientName,
-      methods: methods.map((m) => ({ id: m.id, factor: m.factor, label: m.label, hint: m.hint })),
+      methods: methods.map((m) => ({ id: m.id, factor: m.factor, label: mfa.hasCeremony(m.factor) ? undefined : m.label, hint: m.hint })),
+      recoveryOffered,
       chosen:
         chosenId === RECOVERY_METHOD_ID
           ? { id: RECOVERY_METHOD_ID, factor: 'recovery' }
-          : chosen && { id: chosen.id, factor: chosen.factor, label: chosen.label, hint: chosen.hint, sendsCode: mfa.sendsCode(chosen.factor) },
+          : chosen && { id: chosen.id, factor: chosen.factor, label: chosen.label, hint: chosen.hint, sendsCode: mfa.sendsCode(chosen.factor), ceremony },
       error,
       sent,
     }, status);
   };
 
-  const renderEnrolment = async (ctx: Context, locale: Locale, user: UserRow, pendingId: string, error?: string, status = 200) => {
-    const pending = await mfa.pendingEnrolment(user, pendingId);
+  const renderEmailConfirmation = (ctx: Context, locale: Locale, signIn: BoundSignIn, error?: string, status = 200) =>
+    page(ctx, 'mfa-enrol-email', locale, { email: signIn.user.email, error }, status);
+
+  const renderEnrolment = async (ctx: Context, locale: Locale, signIn: BoundSignIn, error?: string, status = 200) => {
+    let pendingId = signIn.row.pending_factor_id;
+    let pending = pendingId ? await mfa.pendingEnrolment(signIn.user, pendingId) : undefined;
+    if (!pending) {
+      pendingId = (await mfa.startEnrolment(signIn.user, 'totp'))?.pendingId ?? null;
+      if (!pendingId || !(await queries.signIns.update(signIn.row.interaction_uid, signIn.user.id, 'enrolling', { pending_factor_id: pendingId }))) {
+        throw new AppError(400, 'interaction_step');
+      }
+      pending = await mfa.pendingEnrolment(signIn.user, pendingId);
+    }
     if (!pending) throw new AppError(400, 'interaction_step');
     const qr = pending.display.otpauthUri ? await QRCode.toDataURL(pending.display.otpauthUri, { margin: 1, width: 220 }) : undefined;
     return page(ctx, 'mfa-enrol', locale, {
@@ -147,118 +256,213 @@ export function createInteractionRouter(deps: InteractionDeps) {
   router.use(parseBody(), csrf());
 
   router.get('/', async (ctx) => {
-    const { interaction, locale, clientName } = await details(ctx);
+    const d = await details(ctx);
+    const { interaction, locale, clientName } = d;
     const { prompt, session } = interaction;
     if (prompt.name === 'consent') {
       return page(ctx, 'consent', locale, {
         clientName,
         scopes: [...((prompt.details.missingOIDCScope as string[] | undefined) ?? [])],
+        // What the app asks of an API in the user's name (RFC 8707): each scope with the API it is for.
+        resourceScopes: Object.entries((prompt.details.missingResourceScopes as Record<string, string[]> | undefined) ?? {}).flatMap(([resource, scopes]) => scopes.map((scope) => ({ resource, scope }))),
       });
     }
     if (prompt.name !== 'login') throw new AppError(400, 'interaction_step');
 
-    let current = await progressOf(ctx);
-    // Step-up: the session passed the password already and only its second factor is missing.
-    if (!current && session?.accountId && prompt.reasons.length === 1 && prompt.reasons[0] === 'mfa_required') {
-      await queries.loginProgress.start({ interaction_uid: interaction.uid, user_id: session.accountId, password_verified_at: null, expires_at: new Date(clock.now().getTime() + TOKEN_TTL.Interaction * 1000) });
-      current = await progressOf(ctx);
+    let signIn = await load(interaction.uid);
+    // Step-up: the session passed the password in an earlier sign-in; only its second step is missing. The session's
+    // user becomes this sign-in's user, as a password would have made them.
+    if (signIn.step === 'started' && session?.accountId && prompt.reasons.length === 1 && prompt.reasons[0] === 'mfa_required') {
+      const user = await queries.users.findById(session.accountId);
+      if (user?.status === 'active') {
+        const decision = await decide(user, d);
+        if (unanswerable(decision)) return deny(ctx, interaction, PASSKEY_REQUIRED);
+        const step = afterPassword(secondStep(decision), !!deps.emailConfirmation);
+        if (step !== 'finished') {
+          const bound = await queries.signIns.claim({ interaction_uid: interaction.uid, user_id: user.id, step, password_verified_at: null, pin_accepted: decision.pinAccepted, phishing_resistant: decision.phishingResistant, expires_at: expiresAt() });
+          signIn = await load(interaction.uid);
+          // Of concurrent GETs only the one that bound the sign-in sends its code (a later code would void the first).
+          if (bound && 'row' in signIn && signIn.step === 'confirm_email') return afterSend(ctx, locale, signIn, await sendEnrolmentConfirmation(signIn, locale));
+        }
+      }
     }
-    if (!current) return page(ctx, 'login', locale, { clientName, email: interaction.params.login_hint ?? '' });
-    if (current.progress.verified_amr) return page(ctx, 'mfa-continue', locale, {});
-    const methods = await mfa.methodsFor(current.user);
-    if (methods.length > 0) return renderSecondFactor(ctx, locale, clientName, current.user, undefined, 200, undefined, methods);
-
-    let pendingId = current.progress.pending_factor_id;
-    if (!pendingId || !(await mfa.pendingEnrolment(current.user, pendingId))) {
-      pendingId = (await mfa.startEnrolment(current.user, 'totp'))?.pendingId ?? null;
-      if (!pendingId) throw new AppError(400, 'interaction_step');
-      await queries.loginProgress.setPendingFactor(interaction.uid, pendingId);
+    switch (signIn.step) {
+      case 'started':
+        return renderLogin(ctx, locale, { clientName, email: interaction.params.login_hint ?? '' });
+      case 'second_factor':
+        return renderSecondFactor(ctx, locale, clientName, signIn);
+      case 'confirm_email':
+        return renderEmailConfirmation(ctx, locale, signIn);
+      case 'enrolling':
+        return renderEnrolment(ctx, locale, signIn);
+      case 'verified':
+        return page(ctx, 'mfa-continue', locale, {});
+      default:
+        throw new AppError(400, 'interaction_step');
     }
-    return renderEnrolment(ctx, locale, current.user, pendingId);
   });
 
   router.post('/login', async (ctx) => {
-    const { interaction, locale, clientName, clientRequiresMfa } = await details(ctx, 'login');
+    const d = await details(ctx, 'login');
+    const { interaction, locale, clientName } = d;
+    // The first verified password fixes the sign-in's user: a password posted to a sign-in already past that step
+    // is refused before it is even checked, whoever's it is.
+    if (!accepts((await load(interaction.uid)).step, 'password')) throw new AppError(400, 'interaction_step');
     const form = loginFormSchema.safeParse(ctx.request.body);
     const body = ctx.request.body as { email?: unknown } | undefined;
     const email = typeof body?.email === 'string' ? body.email : '';
-    if (!form.success) return page(ctx, 'login', locale, { clientName, email, error: 'login.error.missing' }, 400);
+    if (!form.success) return renderLogin(ctx, locale, { clientName, email, error: 'login.error.missing' }, 400);
     const clientId = String(interaction.params.client_id);
     const outcome = await authenticateWithPassword(deps.passwordLogin, { ...form.data, ip: ctx.ip, userAgent: ctx.get('user-agent'), clientId });
     if (!outcome.ok) {
       const throttled = outcome.reason === 'throttled';
       if (throttled) ctx.set('retry-after', String(outcome.retryAfterSeconds));
-      return page(ctx, 'login', locale, { clientName, email: form.data.email, error: throttled ? 'login.error.throttled' : 'login.error.invalid' }, throttled ? 429 : 401);
+      return renderLogin(ctx, locale, { clientName, email: form.data.email, error: throttled ? 'login.error.throttled' : 'login.error.invalid' }, throttled ? 429 : 401);
     }
-    const acrValues = typeof interaction.params.acr_values === 'string' ? interaction.params.acr_values : undefined;
-    const decision = await mfa.decide(outcome.user, { requireMfa: clientRequiresMfa }, acrValues);
-    // No second factor: no progress row was made for this sign-in.
-    if (!decision.required) return finishLogin(ctx, interaction, outcome.user.id, ['pwd'], false);
-    const now = clock.now();
-    await queries.loginProgress.start({ interaction_uid: interaction.uid, user_id: outcome.user.id, password_verified_at: now, expires_at: new Date(now.getTime() + TOKEN_TTL.Interaction * 1000) });
+    const decision = await decide(outcome.user, d);
+    const step = unanswerable(decision) ? 'finished' : afterPassword(secondStep(decision), !!deps.emailConfirmation);
+    // Of two passwords racing into one sign-in, only the first to bind it goes on.
+    const bound = await queries.signIns.claim({ interaction_uid: interaction.uid, user_id: outcome.user.id, step, password_verified_at: clock.now(), pin_accepted: decision.pinAccepted, phishing_resistant: decision.phishingResistant, expires_at: expiresAt() });
+    if (!bound) throw new AppError(400, 'interaction_step');
+    if (unanswerable(decision)) return deny(ctx, interaction, PASSKEY_REQUIRED);
+    if (step === 'finished') return finishLogin(ctx, interaction, outcome.user.id, ['pwd']);
+    if (step === 'confirm_email') {
+      const signIn = await load(interaction.uid);
+      if ('row' in signIn) {
+        const sent = await sendEnrolmentConfirmation(signIn, locale);
+        if (!sent.sent) return afterSend(ctx, locale, signIn, sent);
+      }
+    }
     ctx.status = 303;
     ctx.redirect(`/interaction/${interaction.uid}`);
   });
 
+  // The other way out of `started`: a passkey that verified its user is the whole sign-in, and binds its user exactly
+  // as a password would (first to claim the sign-in wins).
+  router.post('/passwordless', async (ctx) => {
+    const d = await details(ctx, 'login');
+    const { interaction, locale, clientName } = d;
+    if (!accepts((await load(interaction.uid)).step, 'passwordless')) throw new AppError(400, 'interaction_step');
+    const form = passwordlessFormSchema.safeParse(ctx.request.body);
+    if (!form.success) throw new AppError(400, 'malformed_body', 'invalid form', 'code');
+    const context = { interactionUid: interaction.uid, locale };
+    const outcome = await mfa.verifyPasswordless(form.data.code, context, { ip: ctx.ip, userAgent: ctx.get('user-agent'), clientId: String(interaction.params.client_id) });
+    if (!outcome.ok) {
+      if (outcome.retryAfterSeconds) ctx.set('retry-after', String(outcome.retryAfterSeconds));
+      return renderLogin(ctx, locale, { clientName, email: '', error: outcome.retryAfterSeconds ? 'login.error.throttled' : 'login.error.passkey' }, outcome.retryAfterSeconds ? 429 : 401);
+    }
+    // It answers every demand the policy can make today (multi-factor, phishing resistant); checked all the same.
+    if (!satisfies(await decide(outcome.user, d), outcome.amr)) return renderLogin(ctx, locale, { clientName, email: '', error: 'login.error.passkey' }, 401);
+    const bound = await queries.signIns.claim({ interaction_uid: interaction.uid, user_id: outcome.user.id, step: 'finished', password_verified_at: null, pin_accepted: false, phishing_resistant: false, expires_at: expiresAt() });
+    if (!bound) throw new AppError(400, 'interaction_step');
+    return finishLogin(ctx, interaction, outcome.user.id, outcome.amr);
+  });
+
   router.post('/mfa', async (ctx) => {
     const { interaction, locale, clientName } = await details(ctx, 'login');
-    const current = await progressOf(ctx);
-    if (!current) throw new AppError(400, 'interaction_step');
+    const signIn = await signInFor(ctx, 'verify_factor');
     const form = codeFormSchema.safeParse(ctx.request.body);
     if (!form.success) throw new AppError(400, 'malformed_body', 'invalid form', form.error.issues[0]?.path.join('.'));
     ctx.query.method = form.data.method;
+    const failures = await reserveTry(ctx, interaction, signIn);
+    if (failures === undefined) return;
     const outcome = await mfa.verifyAtSignIn(
-      current.user,
-      { methodId: form.data.method, code: form.data.code, failuresSoFar: current.progress.mfa_failures, afterPassword: current.progress.password_verified_at !== null },
+      signIn.user,
+      {
+        methodId: form.data.method,
+        code: form.data.code,
+        pinAccepted: signIn.row.pin_accepted,
+        phishingResistant: signIn.row.phishing_resistant,
+        firstFailureAfterPassword: failures === 1 && signIn.row.password_verified_at !== null,
+      },
       { interactionUid: interaction.uid, locale },
-      actorOf(ctx, current.user.id, interaction.params.client_id),
+      actorOf(ctx, signIn.user.id, interaction.params.client_id),
     );
-    if (outcome.ok) return finishLogin(ctx, interaction, current.user.id, outcome.amr);
+    if (outcome.ok) {
+      if (!(await queries.signIns.advance(interaction.uid, signIn.user.id, 'second_factor', 'finished'))) throw new AppError(400, 'interaction_step');
+      return finishLogin(ctx, interaction, signIn.user.id, outcome.amr);
+    }
     if (outcome.locked) {
       ctx.set('retry-after', String(outcome.retryAfterSeconds ?? 60));
-      return renderSecondFactor(ctx, locale, clientName, current.user, 'mfa.error.locked', 429);
+      return renderSecondFactor(ctx, locale, clientName, signIn, 'mfa.error.locked', 429);
     }
-    const failures = await queries.loginProgress.recordFailure(interaction.uid);
-    if (failures >= MAX_FAILURES_PER_SIGN_IN) {
-      // Enough guesses for this sign-in: end it, the app gets access_denied and the user starts again.
-      await queries.loginProgress.finish(interaction.uid);
-      return finish(ctx, interaction, { error: 'access_denied', error_description: 'too many wrong codes' }, false);
-    }
-    return renderSecondFactor(ctx, locale, clientName, current.user, 'mfa.error.invalid', 401);
+    if (await endIfLastTry(ctx, interaction, signIn, failures)) return;
+    return renderSecondFactor(ctx, locale, clientName, signIn, 'mfa.error.invalid', 401);
   });
 
   router.post('/mfa/send', async (ctx) => {
     const { interaction, locale, clientName } = await details(ctx, 'login');
-    const current = await progressOf(ctx);
-    if (!current) throw new AppError(400, 'interaction_step');
+    const signIn = await signInFor(ctx, 'send_code');
     const form = codeFormSchema.pick({ method: true }).safeParse(ctx.request.body);
     if (!form.success) throw new AppError(400, 'malformed_body', 'invalid form', 'method');
     ctx.query.method = form.data.method;
-    const outcome = await mfa.sendCode(current.user, form.data.method, { interactionUid: interaction.uid, locale }, actorOf(ctx, current.user.id, interaction.params.client_id));
+    const outcome = await mfa.sendCode(signIn.user, form.data.method, { interactionUid: interaction.uid, locale }, actorOf(ctx, signIn.user.id, interaction.params.client_id));
     if (!outcome) throw new AppError(400, 'method_not_found', 'no such method', 'method');
-    if (outcome.sent) return renderSecondFactor(ctx, locale, clientName, current.user, undefined, 200, { notice: 'mfa.sent', retryAfterSeconds: outcome.retryAfterSeconds });
+    if (outcome.sent) return renderSecondFactor(ctx, locale, clientName, signIn, undefined, 200, { notice: 'mfa.sent', retryAfterSeconds: outcome.retryAfterSeconds });
     if (outcome.retryAfterSeconds) ctx.set('retry-after', String(outcome.retryAfterSeconds));
     const status = outcome.reason === 'delivery_failed' ? 502 : 429;
-    return renderSecondFactor(ctx, locale, clientName, current.user, `mfa.send.${outcome.reason}`, status, { detail: outcome.detail, retryAfterSeconds: outcome.retryAfterSeconds });
+    return renderSecondFactor(ctx, locale, clientName, signIn, `mfa.send.${outcome.reason}`, status, { detail: outcome.detail, retryAfterSeconds: outcome.retryAfterSeconds });
+  });
+
+  router.post('/enrol/email', async (ctx) => {
+    const { interaction, locale } = await details(ctx, 'login');
+    const signIn = await signInFor(ctx, 'confirm_email');
+    const form = enrolFormSchema.parse(ctx.request.body);
+    const failures = await reserveTry(ctx, interaction, signIn);
+    if (failures === undefined) return;
+    // The account's own limit too: otherwise each new sign-in (a password away) would bring five fresh guesses.
+    const guess = await mfa.reserveAttempt(signIn.user.id);
+    if (!guess.allowed) {
+      ctx.set('retry-after', String(guess.retryAfterSeconds));
+      return renderEmailConfirmation(ctx, locale, signIn, 'mfa.error.locked', 429);
+    }
+    if (deps.emailConfirmation?.matches(interaction.uid, signIn.row, form.code)) {
+      await guess.succeeded();
+      const opened = await queries.signIns.advance(interaction.uid, signIn.user.id, 'confirm_email', 'enrolling', { email_code_hash: null, email_code_expires_at: null });
+      if (!opened) throw new AppError(400, 'interaction_step');
+      await queries.audit.insert({ action: 'mfa.enrolment_confirmed_by_email', outcome: 'success', subjectId: signIn.user.id, ip: ctx.ip });
+      ctx.status = 303;
+      return ctx.redirect(`/interaction/${interaction.uid}`);
+    }
+    await queries.audit.insert({ action: 'mfa.enrolment_confirmed_by_email', outcome: 'failure', subjectId: signIn.user.id, ip: ctx.ip, details: { reason: 'wrong_code' } });
+    if (await endIfLastTry(ctx, interaction, signIn, failures)) return;
+    return renderEmailConfirmation(ctx, locale, signIn, 'mfa.error.invalid', 401);
+  });
+
+  router.post('/enrol/email/resend', async (ctx) => {
+    const { locale } = await details(ctx, 'login');
+    const signIn = await signInFor(ctx, 'resend_email');
+    return afterSend(ctx, locale, signIn, await sendEnrolmentConfirmation(signIn, locale));
   });
 
   router.post('/enrol', async (ctx) => {
     const { interaction, locale } = await details(ctx, 'login');
-    const current = await progressOf(ctx);
-    const pendingId = current?.progress.pending_factor_id;
-    if (!current || !pendingId) throw new AppError(400, 'interaction_step');
+    const signIn = await signInFor(ctx, 'enrol');
+    const pendingId = signIn.row.pending_factor_id;
+    if (!pendingId) throw new AppError(400, 'interaction_step');
     const form = enrolFormSchema.parse(ctx.request.body);
-    const result = await mfa.confirmEnrolment(current.user, pendingId, form.code, actorOf(ctx, current.user.id, interaction.params.client_id));
-    if (!result.ok) return renderEnrolment(ctx, locale, current.user, pendingId, 'mfa.error.invalid', 401);
-    await queries.loginProgress.markVerified(interaction.uid, result.amr);
+    const failures = await reserveTry(ctx, interaction, signIn);
+    if (failures === undefined) return;
+    const result = await mfa.confirmEnrolment(signIn.user, pendingId, form.code, actorOf(ctx, signIn.user.id, interaction.params.client_id));
+    if (!result.ok) {
+      // A double-click: the other submit bound the factor and moved on; this one just says so.
+      if ((await load(interaction.uid)).step === 'verified') return page(ctx, 'mfa-continue', locale, {});
+      if (await endIfLastTry(ctx, interaction, signIn, failures)) return;
+      return renderEnrolment(ctx, locale, signIn, 'mfa.error.invalid', 401);
+    }
+    if (!(await queries.signIns.advance(interaction.uid, signIn.user.id, 'enrolling', 'verified', { verified_amr: result.amr }))) throw new AppError(400, 'interaction_step');
     return page(ctx, 'recovery-codes', locale, { codes: result.recoveryCodes ?? [], continueAction: `/interaction/${interaction.uid}/continue` });
   });
 
   router.post('/continue', async (ctx) => {
     const { interaction } = await details(ctx, 'login');
-    const current = await progressOf(ctx);
-    if (!current?.progress.verified_amr) throw new AppError(400, 'interaction_step');
-    await finishLogin(ctx, interaction, current.user.id, current.progress.verified_amr);
+    const signIn = await signInFor(ctx, 'continue');
+    const amr = signIn.row.verified_amr;
+    // The factor enrolled in this sign-in must still be there: an admin's reset or its removal since ends the claim.
+    const factorId = signIn.row.pending_factor_id;
+    const factor = factorId ? await queries.factors.findConfirmed(signIn.user.id, factorId) : undefined;
+    if (!amr || !factor || !(await queries.signIns.advance(interaction.uid, signIn.user.id, 'verified', 'finished'))) throw new AppError(400, 'interaction_step');
+    await finishLogin(ctx, interaction, signIn.user.id, amr);
   });
 
   router.post('/confirm', async (ctx) => {
@@ -274,14 +478,21 @@ export function createInteractionRouter(deps: InteractionDeps) {
     const missingClaims = prompt.details.missingOIDCClaims as string[] | undefined;
     if (missingScope) grant.addOIDCScope(missingScope.join(' '));
     if (missingClaims) grant.addOIDCClaims(missingClaims);
+    for (const [resource, scopes] of Object.entries((prompt.details.missingResourceScopes as Record<string, string[]> | undefined) ?? {})) {
+      grant.addResourceScope(resource, scopes.join(' '));
+    }
     const grantId = await grant.save();
     await finish(ctx, interaction, { consent: interaction.grantId ? {} : { grantId } }, true);
   });
 
   router.post('/abort', async (ctx) => {
     const { interaction } = await details(ctx);
-    await queries.loginProgress.finish(interaction.uid);
-    await finish(ctx, interaction, { error: 'access_denied', error_description: 'End-User aborted interaction' }, false);
+    const signIn = await load(interaction.uid);
+    if (!accepts(signIn.step, 'abort')) throw new AppError(400, 'interaction_step');
+    if ('row' in signIn && !(await queries.signIns.advance(interaction.uid, signIn.user.id, signIn.row.step, 'finished'))) {
+      throw new AppError(400, 'interaction_step');
+    }
+    await deny(ctx, interaction, 'End-User aborted interaction');
   });
 
   return router;

@@ -39,7 +39,16 @@ export function createMfaService(deps: MfaDeps) {
   const { queries, registry, clock, throttle, notifier, settings } = deps;
 
   const throttleKeys = (userId: string) => ({ recent: `mfa:user:${userId}`, consecutive: `mfa:consecutive:${userId}` });
-  const audit = (action: string, outcome: 'success' | 'failure' | 'denied', subjectId: string, actor: Partial<Actor>, details: Record<string, unknown> = {}) =>
+  /** One second-factor guess on the account, taken before the code is checked. */
+  const reserveAttempt = async (userId: string) => {
+    const keys = throttleKeys(userId);
+    const limit = (await settings.read('lockout')).value.mfa_account_failures;
+    return throttle.reserve([
+      { key: keys.recent, limit, windowSeconds: 900, baseLockSeconds: 30, onSuccess: 'reset' },
+      { key: keys.consecutive, limit: MAX_CONSECUTIVE_FAILURES, windowSeconds: 10 * 365 * 86400, baseLockSeconds: 10 * 365 * 86400, onSuccess: 'reset' },
+    ]);
+  };
+  const audit = (action: string, outcome: 'success' | 'failure' | 'denied', subjectId: string | undefined, actor: Partial<Actor>, details: Record<string, unknown> = {}) =>
     queries.audit.insert({ action, outcome, subjectId, actorId: actor.actorId, ip: actor.ip, userAgent: actor.userAgent, clientId: actor.clientId, details });
 
   async function readEnforcement() {
@@ -53,13 +62,26 @@ export function createMfaService(deps: MfaDeps) {
     return methods.filter((m) => enabled.has(m.factor));
   };
 
+  /** The enabled factor that can carry a whole sign-in by itself, if any. */
+  const passwordlessFactor = async () => {
+    const enabled = await enabledFactors();
+    return registry.factors.find((f) => f.ceremony?.passwordless && enabled.has(f.id));
+  };
+
   const clearSecrets = async (userId: string) => {
     await queries.users.setPreferredFactor(userId, null);
     await queries.factors.removeAll(userId);
     await queries.recoveryCodes.removeAll(userId);
   };
+  /** Turning MFA off, or an admin's reset, leaves no second step at all: a door PIN stops answering one too. */
+  const clearEverySecondStep = async (userId: string) => {
+    await clearSecrets(userId);
+    await queries.access.disableWebPin(userId);
+  };
 
   return {
+    /** One second-step guess against the account's limits (an emailed confirmation, say), taken before it is checked. */
+    reserveAttempt,
     readEnforcement,
     async setEnforcement(enabled: boolean, actor: Actor, expectedVersion?: number) {
       const row = await settings.write('enforce-mfa', { enabled }, expectedVersion);
@@ -69,77 +91,152 @@ export function createMfaService(deps: MfaDeps) {
     },
 
     /**
-     * Door PINs are issued by access admins, not enrolled by the user: one counts as the user's own factor only once
-     * they chose it as preferred, but it always spares them an enrolment when MFA is required.
+     * What this sign-in's second step must be, for this user, client and request. Door PINs (issued by access admins,
+     * usable on the web once their owner opted in) are read only for users with nothing enrolled.
      */
-    async decide(user: UserRow, client: { requireMfa: boolean }, acrValues?: string): Promise<MfaDecision> {
-      const [enforced, enabled, enrolledMethods] = await Promise.all([readEnforcement(), enabledFactors(), registry.enrolledMethods(user.id)]);
-      const enrolled = enrolledMethods.filter((m) => enabled.has(m.factor)).length;
-      // Issued methods matter only for a user with nothing enrolled: most sign-ins never need to read them.
-      const issued = async () => (await registry.issuedMethods(user.id)).filter((m) => enabled.has(m.factor));
-      const choseIssuedMethod = enrolled === 0 && user.preferred_factor_id !== null && (await issued()).some((m) => m.id === user.preferred_factor_id);
-      const decision = decideMfa({ enforced: enforced.value, clientRequiresMfa: client.requireMfa, acrValues, enrolledFactors: enrolled + (choseIssuedMethod ? 1 : 0) });
-      if (decision.mustEnrol && (await issued()).length > 0) return { ...decision, mustEnrol: false };
-      return decision;
+    async decide(
+      user: UserRow,
+      client: { requireMfa: boolean; requirePhishingResistant?: boolean },
+      acrValues?: string,
+      reach: { adminRights?: boolean } = {},
+    ): Promise<MfaDecision> {
+      const [enforced, pinSetting, adminSetting, enabled, enrolledMethods] = await Promise.all([
+        readEnforcement(),
+        settings.read('door-pin'),
+        settings.read('admin-phishing-resistant'),
+        enabledFactors(),
+        registry.enrolledMethods(user.id),
+      ]);
+      const enrolled = enrolledMethods.filter((m) => enabled.has(m.factor));
+      const hasWebPin = enrolled.length === 0 && (await registry.issuedMethods(user.id)).some((m) => enabled.has(m.factor));
+      return decideMfa({
+        enforced: enforced.value,
+        pinSatisfiesEnforcement: pinSetting.value.answers_enforcement,
+        clientRequiresMfa: client.requireMfa,
+        clientRequiresPhishingResistant: client.requirePhishingResistant,
+        adminPhishingResistant: !!reach.adminRights && user.roles.length > 0 && adminSetting.value.required,
+        acrValues,
+        enrolledFactors: enrolled.length,
+        enrolledPhishingResistant: enrolled.filter((m) => registry.get(m.factor)?.phishingResistant).length,
+        hasWebPin,
+      });
     },
 
-    methodsFor: (user: UserRow) => usableMethods(user.id, user.preferred_factor_id),
+    /**
+     * The user's methods, preferred first; for a sign-in (given its decision), only those that answer it: the
+     * enrolled factors, or the door PIN where the decision accepts one.
+     */
+    methodsFor: async (user: UserRow, signIn?: { pinAccepted: boolean; phishingResistant?: boolean }) => {
+      const methods = await usableMethods(user.id, user.preferred_factor_id);
+      if (!signIn) return methods;
+      return methods.filter((m) => {
+        const factor = registry.get(m.factor);
+        return signIn.pinAccepted === (factor?.category === 'knowledge') && (!signIn.phishingResistant || !!factor?.phishingResistant);
+      });
+    },
     enabledFactors,
 
     /**
      * The second step of a sign-in. Whatever the failure, the user hears only "that code didn't work"; the audit
-     * log has the reason. The first failure after a correct password tells the user someone may know it.
+     * log has the reason. The caller has already reserved this try against the sign-in's own limit; the account's
+     * limit is reserved here, before the code is checked.
      */
     async verifyAtSignIn(
       user: UserRow,
-      input: { methodId: string; code: string; failuresSoFar: number; afterPassword: boolean },
+      input: { methodId: string; code: string; pinAccepted: boolean; phishingResistant?: boolean; firstFailureAfterPassword: boolean },
       context: SignInContext,
       actor: Actor,
     ): Promise<{ ok: true; amr: string[]; methodId: string } | { ok: false; locked: boolean; retryAfterSeconds?: number }> {
-      const keys = throttleKeys(user.id);
-      const verdict = await throttle.check([keys.recent, keys.consecutive]);
-      if (!verdict.allowed) {
+      const reservation = await reserveAttempt(user.id);
+      if (!reservation.allowed) {
         await audit('mfa.verify', 'denied', user.id, actor, { reason: 'throttled', method: input.methodId });
-        return { ok: false, locked: true, retryAfterSeconds: verdict.retryAfterSeconds };
+        return { ok: false, locked: true, retryAfterSeconds: reservation.retryAfterSeconds };
       }
 
       let factorId: FactorId | 'recovery' = 'recovery';
       let outcome: { ok: true } | { ok: false; reason: string };
+      let amr: string[] = ['pwd', 'mfa'];
       if (input.methodId === RECOVERY_METHOD_ID) {
-        outcome = (await useRecoveryCode(deps.recovery, user.id, input.code)) ? { ok: true } : { ok: false, reason: 'wrong_code' };
+        // Recovery codes stand in for an enrolled factor, never for a PIN, and are no phishing-resistant factor.
+        const usable = !input.pinAccepted && !input.phishingResistant && (await useRecoveryCode(deps.recovery, user.id, input.code));
+        outcome = usable ? { ok: true } : { ok: false, reason: 'wrong_code' };
       } else {
-        const method = (await usableMethods(user.id)).find((m) => m.id === input.methodId);
+        const method = (await this.methodsFor(user, input)).find((m) => m.id === input.methodId);
         const factor = method && registry.get(method.factor);
         if (!method || !factor) {
           outcome = { ok: false, reason: 'unknown_method' };
         } else {
           factorId = method.factor;
-          outcome = await factor.verify(method, input.code, context);
+          const verified = await factor.verify(method, input.code, context);
+          outcome = verified;
+          amr = ['pwd', ...((verified.ok && verified.amr) || [factor.amr]), ...(factor.category === 'possession' ? ['mfa'] : [])];
         }
       }
 
       if (outcome.ok) {
-        if (verdict.hadFailures) await Promise.all([throttle.clear(keys.recent), throttle.clear(keys.consecutive)]);
+        await reservation.succeeded();
         await audit('mfa.verify', 'success', user.id, actor, { factor: factorId, method: input.methodId });
         if (factorId === 'recovery') {
           const left = await queries.recoveryCodes.countUnused(user.id);
           await audit('mfa.recovery_code_used', 'success', user.id, actor, { remaining: left });
           await notifier.notify(user, 'recovery_code_used', { remaining: String(left) });
-          return { ok: true, amr: ['pwd', 'mfa'], methodId: input.methodId };
         }
-        return { ok: true, amr: ['pwd', registry.get(factorId)!.amr, 'mfa'], methodId: input.methodId };
+        return { ok: true, amr, methodId: input.methodId };
       }
 
       await audit('mfa.verify', 'failure', user.id, actor, { factor: factorId, method: input.methodId, reason: outcome.reason });
-      await throttle.recordFailure({ key: keys.recent, limit: (await settings.read('lockout')).value.mfa_account_failures, windowSeconds: 900, baseLockSeconds: 30 });
-      await throttle.recordFailure({ key: keys.consecutive, limit: MAX_CONSECUTIVE_FAILURES, windowSeconds: 10 * 365 * 86400, baseLockSeconds: 10 * 365 * 86400 });
-      if (input.afterPassword && input.failuresSoFar === 0) await notifier.notify(user, 'mfa_failed_after_password');
+      if (input.firstFailureAfterPassword) await notifier.notify(user, 'mfa_failed_after_password');
       return { ok: false, locked: false };
     },
 
+    /**
+     * The whole sign-in from one factor that can carry it (a passkey with user verification). The response names
+     * its user; their account's limit is reserved before it is checked, as for a second factor.
+     */
+    async verifyPasswordless(
+      response: string,
+      context: SignInContext,
+      actor: Omit<Actor, 'actorId'>,
+    ): Promise<{ ok: true; user: UserRow; amr: string[] } | { ok: false; retryAfterSeconds?: number }> {
+      const factor = await passwordlessFactor();
+      const method = factor && (await factor.ceremony!.passwordless!.identify(response));
+      const user = method && (await queries.users.findById(method.record.user_id));
+      if (!factor || !method || !user || user.status !== 'active') {
+        await audit('login.passwordless', 'failure', user?.id ?? method?.record.user_id, { ...actor, actorId: null }, { reason: !method ? 'unknown_credential' : 'account_disabled' });
+        return { ok: false };
+      }
+      const who = { ...actor, actorId: user.id };
+      const reservation = await reserveAttempt(user.id);
+      if (!reservation.allowed) {
+        await audit('login.passwordless', 'denied', user.id, who, { reason: 'throttled', method: method.id });
+        return { ok: false, retryAfterSeconds: reservation.retryAfterSeconds };
+      }
+      const outcome = await factor.verify(method, response, { ...context, passwordless: true });
+      if (!outcome.ok) {
+        await audit('login.passwordless', 'failure', user.id, who, { factor: factor.id, method: method.id, reason: outcome.reason });
+        return { ok: false };
+      }
+      await reservation.succeeded();
+      await audit('login.passwordless', 'success', user.id, who, { factor: factor.id, method: method.id });
+      // Possession of the key and the authenticator's own check of its user (PIN or biometric): two factors.
+      return { ok: true, user, amr: [...(outcome.amr ?? [factor.amr]), 'mfa'] };
+    },
+
+    /** Options for the login page's passwordless ceremony, when a factor that can carry a sign-in is on. */
+    passwordlessOptions: async (context: SignInContext) => (await passwordlessFactor())?.ceremony!.passwordless!.options(context),
+
+    /** Options for a challenge/response method chosen at a sign-in's second step: any of the user's methods of its factor. */
+    async ceremonyOptions(user: UserRow, methodId: string, signIn: { pinAccepted: boolean; phishingResistant?: boolean }, context: SignInContext) {
+      const methods = await this.methodsFor(user, signIn);
+      const factor = registry.get(methods.find((m) => m.id === methodId)?.factor ?? '');
+      if (!factor?.ceremony) return undefined;
+      return factor.ceremony.options(methods.filter((m) => m.factor === factor.id), context);
+    },
+    hasCeremony: (factorId: string) => registry.get(factorId)?.ceremony !== undefined,
+
     /** Sends a fresh code for a method that sends one (SMS, email), for this sign-in. */
     async sendCode(user: UserRow, methodId: string, context: SignInContext, actor: Actor) {
-      const method = (await usableMethods(user.id)).find((m) => m.id === methodId);
+      const method = (await this.methodsFor(user, { pinAccepted: false })).find((m) => m.id === methodId);
       const factor = method && registry.get(method.factor);
       if (!method || !factor?.challenge) return undefined;
       const outcome = await factor.challenge(method, context);
@@ -168,7 +265,7 @@ export function createMfaService(deps: MfaDeps) {
       const pending = await queries.factors.findPending(user.id, pendingId, clock.now());
       const factor = pending && registry.get(pending.factor);
       if (!pending || !factor?.enrol) return undefined;
-      return { factor, pending, display: factor.enrol.display(enrollingUser(user), pending) };
+      return { factor, pending, display: await factor.enrol.display(enrollingUser(user), pending) };
     },
 
     /** Confirms an enrolment; the first factor also gets the user their recovery codes (shown once) and is preferred. */
@@ -190,13 +287,21 @@ export function createMfaService(deps: MfaDeps) {
     },
 
     async removeFactor(user: UserRow, methodId: string, actor: Actor) {
+      const method = (await registry.enrolledMethods(user.id)).find((m) => m.id === methodId);
       const removed = (await queries.factors.remove(user.id, methodId)) > 0;
       if (!removed) return false;
       // Without any factor left the recovery codes would be a second factor of nothing: they go too.
       if ((await queries.factors.countConfirmed(user.id)) === 0) await clearSecrets(user.id);
       else if (user.preferred_factor_id === methodId) await queries.users.setPreferredFactor(user.id, null);
-      await audit('mfa.remove', 'success', user.id, actor, { method: methodId });
-      await notifier.notify(user, 'factor_removed');
+      await audit('mfa.remove', 'success', user.id, actor, { method: methodId, factor: method?.factor });
+      await notifier.notify(user, 'factor_removed', method ? { factor: method.factor } : {});
+      return true;
+    },
+
+    /** A nickname for one of the user's own methods ("YubiKey on my keyring"). */
+    async renameMethod(user: UserRow, methodId: string, label: string, actor: Actor) {
+      if (!(await queries.factors.rename(user.id, methodId, label))) return false;
+      await audit('mfa.rename', 'success', user.id, actor, { method: methodId });
       return true;
     },
 
@@ -218,14 +323,14 @@ export function createMfaService(deps: MfaDeps) {
 
     /** The user turns MFA off: every factor and recovery code goes. */
     async disable(user: UserRow, actor: Actor) {
-      await clearSecrets(user.id);
+      await clearEverySecondStep(user.id);
       await audit('mfa.disable', 'success', user.id, actor);
       await notifier.notify(user, 'mfa_disabled');
     },
 
     /** A super admin's reset, e.g. for a lost phone: same effect, audited as the admin's act, lockouts lifted. */
     async reset(user: UserRow, actor: Actor) {
-      await clearSecrets(user.id);
+      await clearEverySecondStep(user.id);
       const keys = throttleKeys(user.id);
       await Promise.all([throttle.clear(keys.recent), throttle.clear(keys.consecutive)]);
       await audit('mfa.reset', 'success', user.id, actor);

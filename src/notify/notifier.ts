@@ -12,6 +12,8 @@ export const SECURITY_EVENTS = [
   'password_changed',
   'signed_out_elsewhere',
   'invited',
+  'door_pin_issued',
+  'door_pin_changed',
 ] as const;
 export type SecurityEvent = (typeof SECURITY_EVENTS)[number];
 

@@ -6,6 +6,7 @@ import { AppError } from '../errors.js';
 import { type ChangeFeed, invalidatedCache } from '../db/change-feed.js';
 import type { SecretBox } from '../security/secret-box.js';
 import { CONSOLE_CLIENT_ID } from './console-client.js';
+import { SIGNING_ALGORITHMS } from './keys.js';
 
 const redirectUri = z.url({ message: 'expected an absolute URL' }).refine(
   (value) => {
@@ -28,8 +29,11 @@ const clientFields = {
       .min(1)
       .default(['authorization_code', 'refresh_token']),
     token_endpoint_auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'none']).default('client_secret_basic'),
-    id_token_signed_response_alg: z.enum(['RS256', 'ES256']).default('RS256'),
+    /** How this client's ID tokens are signed: RS256 unless the app is known to cope with ES256 or EdDSA. */
+    id_token_signed_response_alg: z.enum(SIGNING_ALGORITHMS).default('RS256'),
     require_mfa: z.boolean().default(false),
+    /** Its users sign in with a phishing-resistant factor (a passkey): acr urn:latchkey:acr:phr. Implies require_mfa. */
+    require_phishing_resistant: z.boolean().default(false),
     /** An app of the same organisation: its users are not asked to consent to the scopes it requests. */
     first_party: z.boolean().default(false),
     /** Tokens this client obtains for an admin may call /api/admin (with that admin's roles). */
@@ -45,7 +49,9 @@ export const clientEditSchema = z
     client_name: clientFields.client_name.optional(),
     redirect_uris: z.array(redirectUri).max(50).optional(),
     post_logout_redirect_uris: z.array(redirectUri).max(50).optional(),
+    id_token_signed_response_alg: z.enum(SIGNING_ALGORITHMS).optional(),
     require_mfa: z.boolean().optional(),
+    require_phishing_resistant: z.boolean().optional(),
     first_party: z.boolean().optional(),
     latchkey_admin_api: z.boolean().optional(),
   })
@@ -71,7 +77,9 @@ export const clientView = (row: ClientRow) => ({
   post_logout_redirect_uris: (row.metadata.post_logout_redirect_uris as string[] | undefined) ?? [],
   grant_types: (row.metadata.grant_types as string[] | undefined) ?? [],
   token_endpoint_auth_method: String(row.metadata.token_endpoint_auth_method ?? 'none'),
+  id_token_signed_response_alg: String(row.metadata.id_token_signed_response_alg ?? 'RS256'),
   require_mfa: row.metadata.require_mfa === true,
+  require_phishing_resistant: row.metadata.require_phishing_resistant === true,
   first_party: row.metadata.first_party === true,
   latchkey_admin_api: row.metadata.latchkey_admin_api === true,
   built_in: row.metadata.client_id === CONSOLE_CLIENT_ID,
@@ -127,7 +135,11 @@ export function createClientStore(queries: Queries, box: SecretBox, feed?: Chang
       await queries.clients.insert({ client_id: metadata.client_id, client_secret_sealed: null, metadata });
       await changed(metadata.client_id, undefined);
     },
-    remove: async (clientId: string) => changed(clientId, await queries.clients.remove(clientId)),
+    async remove(clientId: string) {
+      const removed = await queries.clients.remove(clientId);
+      for (const { identifier } of await queries.resources.forgetClient(clientId)) await feed?.publish('resource', identifier);
+      return changed(clientId, removed);
+    },
     /** An admin's edit: refused for the built-in console client and for a result that is not a valid client. */
     async edit(clientId: string, edit: ClientEdit) {
       if (clientId === CONSOLE_CLIENT_ID) throw protectedClient();

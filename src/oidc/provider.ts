@@ -10,7 +10,8 @@ import type { ClientStore } from './clients.js';
 import { ACR } from '../mfa/policy.js';
 import { CONSOLE_CLIENT_ID } from './console-client.js';
 import { createInteractionPolicy, type StepUpCheck } from './interaction-policy.js';
-import type { KeyMaterial } from './keys.js';
+import { type KeyMaterial, SIGNING_ALGORITHMS, type SigningAlgorithm } from './keys.js';
+import type { ResourceStore } from '../resources/resources.js';
 
 export interface ProviderDeps {
   config: Config;
@@ -19,6 +20,7 @@ export interface ProviderDeps {
   clock: Clock;
   renderer: PageRenderer;
   keys: KeyMaterial;
+  resources: ResourceStore;
   needsSecondFactor: StepUpCheck;
   onServerError?: (ctx: KoaContextWithOIDC, error: Error) => void;
 }
@@ -34,6 +36,19 @@ export const TOKEN_TTL = {
   Grant: 14 * 24 * 3600,
   RefreshToken: 14 * 24 * 3600,
 } as const;
+
+/**
+ * The endpoints machines call (oidc-provider's default routes): no page, form or console session is involved, so
+ * they skip every middleware meant for those (app.ts). test/app.test.ts checks discovery names no other.
+ */
+export const MACHINE_ENDPOINTS: ReadonlySet<string> = new Set([
+  '/token',
+  '/token/introspection',
+  '/token/revocation',
+  '/jwks',
+  '/me',
+  '/.well-known/openid-configuration',
+]);
 
 function localeOf(ctx: KoaContextWithOIDC, fallback: Config['defaultLocale']) {
   return pickLocale({
@@ -62,18 +77,33 @@ export function createProvider(deps: ProviderDeps): Provider {
       short: { signed: true, httpOnly: true, sameSite: 'lax' },
     },
     responseTypes: ['code', 'none'],
-    acrValues: [ACR.password, ACR.mfa],
+    acrValues: [ACR.password, ACR.pin, ACR.mfa, ACR.phr],
     pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
     rotateRefreshToken: true,
-    ttl: { ...TOKEN_TTL },
-    extraClientMetadata: { properties: ['require_mfa', 'latchkey_admin_api', 'first_party'] },
+    // Each access token carries the methods of the sign-in it came from (the code's, or the refresh token's, which
+    // keeps the original sign-in's): a resource server, our admin API first, can hold the token to the MFA policy in
+    // force when it is used (RFC 9470) without looking the session up, and a session stepped up later does not
+    // upgrade tokens issued before.
+    // RFC 9068 §2.2.1: a JWT access token carries them too (acr, amr and auth_time of that sign-in).
+    extraTokenClaims: (ctx) => {
+      const source = ctx.oidc.entities.AuthorizationCode ?? ctx.oidc.entities.RefreshToken;
+      if (!source?.amr) return undefined;
+      return { amr: source.amr, ...(source.acr ? { acr: source.acr } : {}), ...(source.authTime ? { auth_time: source.authTime } : {}) };
+    },
+    ttl: {
+      ...TOKEN_TTL,
+      // An API's tokens live as long as it was registered with; others as long as ours.
+      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? TOKEN_TTL.AccessToken,
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? TOKEN_TTL.ClientCredentials,
+    },
+    extraClientMetadata: { properties: ['require_mfa', 'require_phishing_resistant', 'latchkey_admin_api', 'first_party'] },
     clientDefaults: {
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
       id_token_signed_response_alg: 'RS256',
     },
-    enabledJWA: { idTokenSigningAlgValues: ['RS256', 'ES256'] },
+    enabledJWA: { idTokenSigningAlgValues: [...SIGNING_ALGORITHMS] },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
       policy: createInteractionPolicy(deps.needsSecondFactor),
@@ -87,6 +117,11 @@ export function createProvider(deps: ProviderDeps): Provider {
       if (!firstParty) return undefined;
       const grant = new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: ctx.oidc.session!.accountId! });
       grant.addOIDCScope(client.clientId === CONSOLE_CLIENT_ID ? 'openid' : [...ctx.oidc.requestParamScopes].join(' '));
+      if (client.clientId !== CONSOLE_CLIENT_ID) {
+        for (const [indicator, api] of Object.entries(ctx.oidc.resourceServers ?? {})) {
+          grant.addResourceScope(indicator, [...ctx.oidc.requestParamScopes].filter((scope) => api.scopes.has(scope)).join(' '));
+        }
+      }
       await grant.save();
       return grant;
     },
@@ -97,6 +132,28 @@ export function createProvider(deps: ProviderDeps): Provider {
       introspection: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
       revocation: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
       userinfo: { enabled: true },
+      // RFC 8707: a client names the API it wants a token for; the token is then a JWT for that API (RFC 9068)
+      // unless the API asked for opaque ones. Without a resource, tokens stay opaque and serve userinfo.
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async (_ctx, _client, oneOf) => oneOf,
+        useGrantedResource: async () => false,
+        getResourceServerInfo: async (ctx, identifier, client) => {
+          const api = await deps.resources.find(identifier);
+          if (!api) throw new errors.InvalidTarget('unknown resource');
+          // Without a user there is no one's consent: the API must list the machine client itself.
+          if (ctx.oidc.params?.grant_type === 'client_credentials' && !api.machine_clients.includes(client.clientId)) {
+            throw new errors.InvalidTarget('this client may not obtain tokens for this resource');
+          }
+          return {
+            scope: api.scopes.join(' '),
+            audience: api.identifier,
+            accessTokenTTL: api.access_token_ttl,
+            accessTokenFormat: api.token_format as 'jwt' | 'opaque',
+            ...(api.token_format === 'jwt' ? { jwt: { sign: { alg: api.signing_alg as SigningAlgorithm } } } : {}),
+          };
+        },
+      },
       rpInitiatedLogout: {
         enabled: true,
         logoutSource: async (ctx, form) => page(ctx, 'logout', { form, clientName: ctx.oidc.client?.clientName }),

@@ -3,48 +3,53 @@ import type { Clock } from './clock.js';
 
 export interface ThrottleRule {
   key: string;
-  /** Failures within the window that trigger a lock. */
+  /** Attempts within the window; the one that reaches it locks the key. */
   limit: number;
   windowSeconds: number;
-  /** Locks grow by doubling from this many seconds for each failure past the limit, capped at the window. */
+  /** The first lock's length; each attempt past the limit doubles it, capped at the window. */
   baseLockSeconds: number;
+  /**
+   * What a successful attempt does to this key: `reset` for counters of consecutive failures (an account's wrong
+   * passwords), `release` for counters of attempts from a source (an IP), where a success just does not count.
+   */
+  onSuccess: 'reset' | 'release';
 }
 
-export interface ThrottleVerdict {
-  allowed: boolean;
-  retryAfterSeconds: number;
-  /** Some of the keys have failures on record (so a success has something to clear). */
-  hadFailures: boolean;
-}
+export type ThrottleReservation =
+  | { allowed: true; succeeded(): Promise<void> }
+  | { allowed: false; retryAfterSeconds: number };
 
 /**
- * Failure counters live in PostgreSQL so that every instance sees the same count: an attacker gains nothing by
- * spreading guesses across instances.
+ * Limits on guesses, shared by every instance through PostgreSQL. An attempt is reserved before its secret is
+ * verified, never counted after: check-then-count lets a burst of concurrent guesses all be evaluated, reserving
+ * first lets at most the limit through. An attempt that fails needs no second write: its reservation is the failure.
  */
 export function createThrottle(queries: Queries, clock: Clock) {
+  const retryAfter = async (key: string, now: Date) => {
+    const row = await queries.throttle.find(key);
+    const until = row?.locked_until?.getTime() ?? now.getTime() + 1000;
+    return Math.max(1, Math.ceil((until - now.getTime()) / 1000));
+  };
+  const settle = (rules: ThrottleRule[]) =>
+    queries.throttle.settle(
+      rules.filter((r) => r.onSuccess === 'reset').map((r) => r.key),
+      rules.filter((r) => r.onSuccess === 'release').map(({ key, limit }) => ({ key, limit })),
+    );
+
   return {
-    async check(keys: string[]): Promise<ThrottleVerdict> {
-      const now = clock.now().getTime();
-      const rows = await queries.throttle.findMany(keys);
-      const until = Math.max(0, ...rows.map((r) => r.locked_until?.getTime() ?? 0));
-      const hadFailures = rows.length > 0;
-      return until > now
-        ? { allowed: false, retryAfterSeconds: Math.ceil((until - now) / 1000), hadFailures }
-        : { allowed: true, retryAfterSeconds: 0, hadFailures };
-    },
-    async recordFailure(rule: ThrottleRule): Promise<number> {
+    /** Takes one attempt on every rule, or on none (attempts taken on the others are given back on refusal). */
+    async reserve(rules: ThrottleRule[]): Promise<ThrottleReservation> {
       const now = clock.now();
-      const row = await queries.throttle.recordFailure(
-        rule.key,
-        now,
-        new Date(now.getTime() - rule.windowSeconds * 1000),
-      );
-      if (row.failures >= rule.limit) {
-        const lockSeconds = Math.min(rule.baseLockSeconds * 2 ** (row.failures - rule.limit), rule.windowSeconds);
-        await queries.throttle.lock(rule.key, new Date(now.getTime() + lockSeconds * 1000));
+      const counts = await queries.throttle.reserve(rules, now);
+      const refused = counts.findIndex((count) => count === undefined);
+      if (refused >= 0) {
+        const taken = rules.filter((_, i) => counts[i] !== undefined);
+        if (taken.length) await queries.throttle.settle([], taken.map(({ key, limit }) => ({ key, limit })));
+        return { allowed: false, retryAfterSeconds: await retryAfter(rules[refused]!.key, now) };
       }
-      return row.failures;
+      return { allowed: true, succeeded: async () => void (await settle(rules)) };
     },
+    /** Lifts every limit on a key (an admin's reset). */
     clear: (key: string) => queries.throttle.clear(key),
   };
 }

@@ -77,3 +77,45 @@ test('garbage is refused with a reason, never a 500', async () => {
   expect((await upload('name,email\nx,y\n', true)).json).toMatchObject({ ok: false, problems: [{ line: 1 }] });
   expect((await api('POST', '/api/admin/access/import', manager, '{"a":1}')).status).toBe(415);
 });
+
+test('the export escapes cells a spreadsheet would run as formulas, and reads its own escaping back', async () => {
+  const sly = await aUser(server.latchkey, { name: '=HYPERLINK("http://evil.test","x")' });
+  await api('POST', `/api/admin/access/users/${sly.id}/credentials`, manager, { kind: 'card', identifier: '-CARD-7' });
+  const exported = (await api('GET', '/api/admin/access/export.csv', manager)).text;
+  const line = exported.split(/\r?\n/).find((l) => l.startsWith(sly.email))!;
+  expect(line).toBe(`${sly.email},"'=HYPERLINK(""http://evil.test"",""x"")",card,'-CARD-7`);
+  // Exported, then imported again: the same card of the same user, nothing to change.
+  const again = await upload(['email,name,kind,value', line].join('\n'), true);
+  expect(again.json).toMatchObject({ ok: true, created: { users: 0, credentials: 0, codes: 0 } });
+});
+
+test('a credential manager may not create users through the import: the lines are reported, nothing is written', async () => {
+  const credentialManager = (await anAdmin(server.latchkey, server.url, ['access_credential_manager'])).token;
+  const known = await aUser(server.latchkey);
+  const csv = `email,name,kind,value\n${known.email},K,card,CM-1\nnew-${known.id.slice(0, 8)}@example.test,N,card,CM-2\n`;
+  const before = await counts();
+  const report = await api('POST', '/api/admin/access/import?dry_run=false', credentialManager, csv, { 'content-type': 'text/csv' });
+  expect(report.status).toBe(422);
+  expect(report.json.problems).toEqual([{ line: 3, field: 'email', reason: expect.stringContaining('no user with this email') }]);
+  expect(await counts()).toEqual(before);
+  // Without the new user's line the file goes in.
+  const known2 = await api('POST', '/api/admin/access/import?dry_run=false', credentialManager, `email,name,kind,value\n${known.email},K,card,CM-1\n`, { 'content-type': 'text/csv' });
+  expect(known2.json).toMatchObject({ ok: true, created: { users: 0, credentials: 1 } });
+});
+
+test('delete rows (the optional action column) remove a lost card and a code; a delete of nothing names its line', async () => {
+  const csv = (rows: string[]) => ['email,name,kind,value,action', ...rows].join('\n');
+  expect((await upload(csv(['del@example.test,Del,card,CARD-DEL-1,add', 'del@example.test,Del,mfa_code,604182,', 'del@example.test,Del,entry_code,771935,add']), false)).status).toBe(200);
+  const user = (await server.latchkey.queries.users.findByEmail('del@example.test'))!;
+  expect(await server.latchkey.access.listCredentials(user.id)).toHaveLength(1);
+
+  const wrong = await upload(csv(['del@example.test,Del,card,CARD-NOBODY,delete', 'del@example.test,Del,mfa_code,999999,delete', 'nobody@example.test,No,card,CARD-DEL-1,delete']), true);
+  expect(wrong.status).toBe(422);
+  expect((wrong.json.problems as Array<{ line: number; field: string }>).map((p) => [p.line, p.field])).toEqual([[2, 'value'], [3, 'value'], [4, 'email']]);
+
+  // The lost card goes and a new one comes in the same file; the MFA code and the entry code go.
+  const done = await upload(csv(['del@example.test,Del,card,CARD-DEL-1,delete', 'del@example.test,Del,card,CARD-DEL-2,add', 'del@example.test,Del,mfa_code,604182,delete', 'del@example.test,Del,entry_code,771935,delete']), false);
+  expect(done.json).toMatchObject({ ok: true, created: { credentials: 1, codes: 0 }, deleted: { credentials: 1, codes: 2 } });
+  expect((await server.latchkey.access.listCredentials(user.id)).map((c) => c.identifier)).toEqual(['CARD-DEL-2']);
+  expect(await server.latchkey.access.listCodes(user.id)).toEqual([]);
+});

@@ -105,7 +105,7 @@ describe('card + code entry, as a door controller asks', () => {
     const schedule = (await api('POST', `/api/admin/access/sites/${site.id}/schedules`, admin, { name: '2FA', windows: allDay('card_and_code') })).json as unknown as { id: string };
     const refused = await api('POST', `/api/admin/access/sites/${site.id}/doors`, admin, { name: 'Lobby', has_keypad: false, schedule_id: schedule.id });
     expect(refused.status).toBe(400);
-    expect(refused.json).toMatchObject({ code: 'two_factor_needs_reader_and_keypad', field: 'windows' });
+    expect(refused.json).toMatchObject({ code: 'two_factor_needs_reader_and_keypad', field: 'schedule_id' });
     const plain = (await api('POST', `/api/admin/access/sites/${site.id}/doors`, admin, { name: 'Lobby', has_keypad: false })).json as unknown as { id: string };
     const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Seoul' }).format(clock.now());
     expect((await api('PUT', `/api/admin/access/doors/${plain.id}/exceptions`, admin, { day: today, windows: allDay('card_and_code') })).status).toBe(400);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { aUser } from '../helpers/factories.js';
 import { consoleSignIn, csrfOf } from '../helpers/console.js';
 import { recordingNotifier, steppingClock } from '../helpers/mfa.js';
-import { oathtoolTotp } from '../helpers/oathtool.js';
+import { referenceTotp } from '../helpers/reference-totp.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const clock = steppingClock();
@@ -41,7 +41,7 @@ describe('the account security page', () => {
     const secret = secretOn(enrol.html);
     const refused = await agent.submit(enrol, '', { code: '000000' });
     expect(refused.status).toBe(401);
-    const codes = await agent.submit(refused, '', { code: oathtoolTotp(secret, clock.now()) });
+    const codes = await agent.submit(refused, '', { code: referenceTotp(secret, clock.now()) });
     expect(codes.html.match(/<li><code>[0-9A-Z]{5}-[0-9A-Z]{5}<\/code><\/li>/g)).toHaveLength(10);
 
     const security = await agent.submit(codes, '/account/security/done');
@@ -58,9 +58,9 @@ describe('the account security page', () => {
     const ready = await agent.submit(await agent.submit(page, '/account/security/enrol/totp'), '/account/reauth', { password: user.password });
 
     const enrolOne = await agent.submit(ready, '/account/security/enrol/totp');
-    await agent.submit(enrolOne, '', { code: oathtoolTotp(secretOn(enrolOne.html), clock.now()) });
+    await agent.submit(enrolOne, '', { code: referenceTotp(secretOn(enrolOne.html), clock.now()) });
     const enrolTwo = await agent.submit(ready, '/account/security/enrol/totp');
-    const afterSecond = await agent.submit(enrolTwo, '', { code: oathtoolTotp(secretOn(enrolTwo.html), clock.now()) });
+    const afterSecond = await agent.submit(enrolTwo, '', { code: referenceTotp(secretOn(enrolTwo.html), clock.now()) });
     expect(afterSecond.url).toContain('notice=factor_added');
     const methods = await server.latchkey.mfa.methodsFor((await server.latchkey.queries.users.findById(user.id))!);
     expect(methods).toHaveLength(2);

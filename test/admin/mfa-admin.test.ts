@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { UserRow } from '../../src/db/users.js';
 import { consoleSignIn, csrfOf } from '../helpers/console.js';
-import { accessTokenFor } from '../helpers/admin-api.js';
+import { accessTokenFor, adminApiTokens } from '../helpers/admin-api.js';
 import { aUser } from '../helpers/factories.js';
 import { enrolTotp, recordingNotifier, steppingClock } from '../helpers/mfa.js';
+import { referenceTotp } from '../helpers/reference-totp.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const clock = steppingClock();
@@ -30,7 +31,10 @@ describe('the admin console', () => {
 
   test('turns enforcement on, and refuses a save based on a stale read', async () => {
     const admin = await aUser(server.latchkey, { roles: ['super_admin'] });
-    const { agent, page } = await consoleSignIn(server.url, admin.email, admin.password, '/admin/settings');
+    // Under enforcement the admin pages need a session with a second factor (test/console/step-up.test.ts).
+    const { secret } = await enrolTotp(server.latchkey, admin, clock);
+    clock.nextStep();
+    const { agent, page } = await consoleSignIn(server.url, admin.email, admin.password, '/admin/settings', referenceTotp(secret, clock.now()));
     expect(page.html).toContain('Enforce multi-factor authentication');
     const version = /name="version" value="(\d+)"/.exec(page.html)![1]!;
     const saved = await agent.visit(`${server.url}/admin/settings/enforce-mfa`, { form: { _csrf: csrfOf(page), version, enforce: 'on' } });
@@ -76,7 +80,10 @@ describe('the admin API', () => {
 
   test('sets enforcement with optimistic concurrency, and names the field of a bad body', async () => {
     const admin = await aUser(server.latchkey, { roles: ['super_admin'] });
-    const token = await tokenFor(admin, true);
+    // Under enforcement the admin API needs a token from a sign-in with a second factor (api-step-up.test.ts).
+    const { secret } = await enrolTotp(server.latchkey, admin, clock);
+    clock.nextStep();
+    const token = (await adminApiTokens(server.latchkey, server.url, admin, { code: referenceTotp(secret, clock.now()) })).tokens.access_token;
     const etag = (await api('/settings/enforce-mfa', token)).headers.get('etag')!;
 
     const bad = await api('/settings/enforce-mfa', token, { method: 'PUT', body: JSON.stringify({ enabled: 'yes' }) });

@@ -50,6 +50,13 @@ describe('users over the admin API', () => {
     expect((await api('POST', '/api/admin/users', superAdmin.token, { email: 'x3@example.test', password: 'short' })).json).toMatchObject({ status: 400, field: 'password' });
   });
 
+  test('40 concurrent creations of one email, spelled differently: one user, the rest 409, none a 500', async () => {
+    const spellings = Array.from({ length: 40 }, (_, i) => (i % 2 ? 'Racing.Person@Example.test' : 'racing.person@EXAMPLE.TEST'));
+    const answers = await Promise.all(spellings.map((email) => api('POST', '/api/admin/users', superAdmin.token, { email, password: 'a long passphrase' })));
+    expect(answers.map((a) => a.status).sort()).toEqual([201, ...Array(39).fill(409)]);
+    expect(answers.find((a) => a.status === 201)!.json).toMatchObject({ email: 'racing.person@example.test' });
+  });
+
   test('invites a user, who sets a password through the emailed link once, and can then sign in', async () => {
     const invited = await api('POST', '/api/admin/users/invitations', superAdmin.token, { email: 'invitee@example.test', name: 'Invitee' });
     expect(invited.status).toBe(201);

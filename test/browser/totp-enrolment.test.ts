@@ -4,7 +4,7 @@ import type { Browser } from 'playwright-core';
 import { aClient, APP_ORIGIN, aUser, CALLBACK } from '../helpers/factories.js';
 import { artifactPath, decodeQr, launchChromium } from '../helpers/chromium.js';
 import { steppingClock } from '../helpers/mfa.js';
-import { oathtoolTotp } from '../helpers/oathtool.js';
+import { referenceTotp } from '../helpers/reference-totp.js';
 import { relyingParty } from '../helpers/relying-party.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -45,7 +45,7 @@ test('a user enrols TOTP by scanning the QR code on the page, then signs in to a
   // The key shown for manual entry is the same secret.
   expect((await page.locator('#totp-secret').innerText()).replace(/\s/g, '')).toBe(secret);
 
-  await page.getByLabel('Code').fill(oathtoolTotp(secret, clock.now()));
+  await page.getByLabel('Code').fill(referenceTotp(secret, clock.now()));
   await page.getByRole('button', { name: 'Confirm' }).click();
   await expect(await page.locator('#recovery-codes li').count()).toBe(10);
   await page.getByRole('button', { name: 'Continue' }).click();
@@ -69,7 +69,7 @@ test('a user enrols TOTP by scanning the QR code on the page, then signs in to a
   await tab.getByLabel('Password').fill(user.password);
   await tab.getByRole('button', { name: 'Sign in' }).click();
   clock.nextStep();
-  await tab.getByLabel('Code').fill(oathtoolTotp(secret, clock.now()));
+  await tab.getByLabel('Code').fill(referenceTotp(secret, clock.now()));
   await tab.getByRole('button', { name: 'Verify' }).click();
   const consent = tab.getByRole('button', { name: 'Allow' });
   await consent.waitFor({ timeout: 5000 }).then(() => consent.click(), () => undefined);

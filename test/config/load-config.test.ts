@@ -39,6 +39,26 @@ describe('configuration', () => {
     expect(problem).not.toContain('too-short-secret');
   });
 
+  test('production refuses an http issuer, except on a loopback host', () => {
+    const production = { NODE_ENV: 'production', LATCHKEY_MASTER_KEY: 'a'.repeat(64) };
+    expect(problemsOf({ ...production, LATCHKEY_ISSUER: 'http://id.example.com' })).toEqual([expect.stringMatching(/^LATCHKEY_ISSUER: expected https in production/)]);
+    expect(problemsOf({ ...production, LATCHKEY_ISSUER: 'http://10.0.0.5:3000' })).toHaveLength(1);
+    expect(problemsOf({ ...production, LATCHKEY_ISSUER: 'http://127.0.0.1.example.com' })).toHaveLength(1);
+    for (const issuer of ['https://id.example.com', 'http://localhost:3000', 'http://127.0.0.1:3000', 'http://127.8.9.10', 'http://[::1]:3000']) {
+      expect(problemsOf({ ...production, LATCHKEY_ISSUER: issuer })).toEqual([]);
+    }
+    expect(problemsOf({ LATCHKEY_ISSUER: 'http://id.example.com' })).toEqual([]);
+  });
+
+  test('behind proxies, the number of trusted hops; LATCHKEY_TRUST_PROXY=true is one hop', () => {
+    expect(loadConfig({})).toMatchObject({ trustProxy: false, proxyHops: 0 });
+    expect(loadConfig({ LATCHKEY_TRUST_PROXY: 'true' })).toMatchObject({ trustProxy: true, proxyHops: 1 });
+    expect(loadConfig({ LATCHKEY_TRUST_PROXY: 'false' })).toMatchObject({ trustProxy: false, proxyHops: 0 });
+    expect(loadConfig({ LATCHKEY_TRUSTED_PROXY_HOPS: '2' })).toMatchObject({ trustProxy: true, proxyHops: 2 });
+    expect(problemsOf({ LATCHKEY_TRUSTED_PROXY_HOPS: 'all' })).toEqual([expect.stringMatching(/^LATCHKEY_TRUSTED_PROXY_HOPS: expected a whole number/)]);
+    expect(problemsOf({ LATCHKEY_TRUST_PROXY: 'true', LATCHKEY_TRUSTED_PROXY_HOPS: '2' })).toEqual([expect.stringMatching(/^LATCHKEY_TRUST_PROXY: set LATCHKEY_TRUSTED_PROXY_HOPS alone/)]);
+  });
+
   test('admin email and password go together', () => {
     expect(problemsOf({ LATCHKEY_ADMIN_EMAIL: 'root@example.test' })).toEqual([expect.stringMatching(/^LATCHKEY_ADMIN_PASSWORD:/)]);
   });

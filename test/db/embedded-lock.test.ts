@@ -11,7 +11,9 @@ test('the embedded database serves one process at a time, and a stale lock is ta
   const first = connectDatabase({ dataDir: dir });
   await first.raw('select 1');
   expect(() => connectDatabase({ dataDir: dir })).toThrow(DatabaseInUseError);
-  expect(() => connectDatabase({ dataDir: dir })).toThrow(/in use by process \d+ \(is `npm start` running\?\)/);
+  expect(() => connectDatabase({ dataDir: dir })).toThrow(/in use by process \d+, which does not share it/);
+  // Nor does the CLI join a holder that does not share it.
+  expect(() => connectDatabase({ dataDir: dir, joinRunningServer: true })).toThrow(DatabaseInUseError);
   await first.destroy();
   expect(fs.existsSync(path.join(dir, 'latchkey.lock'))).toBe(false);
 

@@ -5,7 +5,7 @@ import { ACR } from '../../src/mfa/policy.js';
 import type { Page } from '../helpers/browser-agent.js';
 import { aClient, aUser, CALLBACK } from '../helpers/factories.js';
 import { enrolTotp, recordingNotifier, steppingClock } from '../helpers/mfa.js';
-import { oathtoolTotp } from '../helpers/oathtool.js';
+import { referenceTotp } from '../helpers/reference-totp.js';
 import { completeLogin, relyingParty, signInWithPassword, startLogin, type StartedLogin } from '../helpers/relying-party.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -41,7 +41,7 @@ describe('sign-in with a second factor, as an app sees it', () => {
     const login = await startLogin(config);
     const mfaPage = await signInWithPassword(login, user.email, user.password);
     expect(mfaPage.html).toContain('authenticator app');
-    const callback = await submitCode(login, mfaPage, oathtoolTotp(secret, clock.now()));
+    const callback = await submitCode(login, mfaPage, referenceTotp(secret, clock.now()));
     const tokens = await completeLogin(config, login, callback.url);
     expect(tokens.claims()!.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'mfa']));
     expect(tokens.claims()!.acr).toBe(ACR.mfa);
@@ -51,7 +51,7 @@ describe('sign-in with a second factor, as an app sees it', () => {
     const user = await aUser(server.latchkey);
     const { secret } = await enrolTotp(server.latchkey, user, clock);
     clock.nextStep();
-    const code = oathtoolTotp(secret, clock.now());
+    const code = referenceTotp(secret, clock.now());
 
     const first = await startLogin(config);
     const ok = await submitCode(first, await signInWithPassword(first, user.email, user.password), code);
@@ -122,7 +122,7 @@ describe('enforcement, reset and step-up', () => {
 
     const wrong = await login.agent.submit(enrolPage, '/enrol', { code: '000000' });
     expect(wrong.status).toBe(401);
-    const codesPage = await login.agent.submit(wrong, '/enrol', { code: oathtoolTotp(secret, clock.now()) });
+    const codesPage = await login.agent.submit(wrong, '/enrol', { code: referenceTotp(secret, clock.now()) });
     expect((codesPage.html.match(/<li><code>[0-9A-Z]{5}-[0-9A-Z]{5}<\/code><\/li>/g) ?? [])).toHaveLength(10);
     let next = await login.agent.submit(codesPage, '/continue');
     if (next.html.includes('/confirm"')) next = await login.agent.submit(next, '/confirm');
@@ -164,7 +164,7 @@ describe('enforcement, reset and step-up', () => {
     const stepUp = await startLogin(strictConfig, {}, plain.agent);
     expect(stepUp.page.html).not.toContain('name="password"');
     expect(stepUp.page.html).toContain('name="code"');
-    const callback = await submitCode(stepUp, stepUp.page, oathtoolTotp(secret, clock.now()));
+    const callback = await submitCode(stepUp, stepUp.page, referenceTotp(secret, clock.now()));
     const tokens = await completeLogin(strictConfig, stepUp, callback.url);
     expect(tokens.claims()!.amr).toEqual(expect.arrayContaining(['otp', 'mfa']));
   });
@@ -182,7 +182,7 @@ describe('enforcement, reset and step-up', () => {
     clock.nextStep();
     const stepUp = await startLogin(config, { acr_values: ACR.mfa }, plain.agent);
     expect(stepUp.page.html).toContain('name="code"');
-    const callback = await submitCode(stepUp, stepUp.page, oathtoolTotp(again.secret, clock.now()));
+    const callback = await submitCode(stepUp, stepUp.page, referenceTotp(again.secret, clock.now()));
     const tokens = await completeLogin(config, stepUp, callback.url);
     expect(tokens.claims()!.acr).toBe(ACR.mfa);
   });

@@ -1,6 +1,5 @@
 import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { createUser } from '../../src/admin/users.js';
 import { createChangeFeed } from '../../src/db/change-feed.js';
 import { createQueries } from '../../src/db/index.js';
 import { createClientStore } from '../../src/oidc/clients.js';
@@ -42,10 +41,8 @@ describeOnPostgres('two server processes on one PostgreSQL', () => {
       post_logout_redirect_uris: [AFTER_LOGOUT],
     });
     const password = 'two instances, one database';
-    const user = await createUser(
-      { queries, hasher: createPasswordHasher({ memoryCost: 19456, timeCost: 2, parallelism: 1 }) },
-      { email: 'two@example.test', password },
-    );
+    const hasher = createPasswordHasher({ memoryCost: 19456, timeCost: 2, parallelism: 1 });
+    const user = await queries.users.insert({ email: 'two@example.test', name: '', passwordHash: await hasher.hash(password) });
 
     const config = await relyingParty(first.url, client.clientId, client.clientSecret);
     const login = await startLogin(config);

@@ -3,12 +3,25 @@ import type { NewUserInput } from '../../src/admin/users.js';
 import { aClient, aUser } from './factories.js';
 import { completeLogin, relyingParty, signInWithPassword, startLogin } from './relying-party.js';
 
-/** An access token as an automation script gets one: its client registered for the admin API, its user signed in. */
-export async function accessTokenFor(latchkey: Latchkey, baseUrl: string, user: { email: string; password: string }, adminApi = true) {
-  const client = await aClient(latchkey, { latchkey_admin_api: adminApi });
+/**
+ * Tokens as an automation script gets them: its client registered for the admin API (unless `adminApi` is false),
+ * its user signed in with their password, then `code` when they have a second factor.
+ */
+export async function adminApiTokens(latchkey: Latchkey, baseUrl: string, user: { email: string; password: string }, options: { adminApi?: boolean; code?: string } = {}) {
+  const client = await aClient(latchkey, { latchkey_admin_api: options.adminApi ?? true });
   const config = await relyingParty(baseUrl, client.clientId, client.clientSecret);
   const login = await startLogin(config);
-  return (await completeLogin(config, login, (await signInWithPassword(login, user.email, user.password)).url)).access_token;
+  let page = await signInWithPassword(login, user.email, user.password);
+  if (options.code !== undefined) {
+    page = await login.agent.submit(page, '/mfa', { code: options.code });
+    if (page.html.includes('/confirm"')) page = await login.agent.submit(page, '/confirm');
+  }
+  return { config, tokens: await completeLogin(config, login, page.url) };
+}
+
+/** An admin-API access token from a password-only sign-in. */
+export async function accessTokenFor(latchkey: Latchkey, baseUrl: string, user: { email: string; password: string }, adminApi = true) {
+  return (await adminApiTokens(latchkey, baseUrl, user, { adminApi })).tokens.access_token;
 }
 
 /** A user with these roles and an admin-API token for them. */

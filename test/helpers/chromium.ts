@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { type Browser, chromium, type Locator } from 'playwright-core';
+import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
 import jsqrModule from 'jsqr';
 import { PNG } from 'pngjs';
 import { PROJECT_ROOT } from '../../src/paths.js';
@@ -31,4 +31,34 @@ export async function decodeQr(element: Locator): Promise<string> {
   const result = jsQR(new Uint8ClampedArray(png.data), png.width, png.height);
   if (!result) throw new Error('no QR code found in the screenshot');
   return result.data;
+}
+
+export interface VirtualAuthenticatorOptions {
+  /** Whether the authenticator verifies its user (a PIN or fingerprint on the device). */
+  isUserVerified?: boolean;
+}
+
+/**
+ * A platform authenticator inside this page's browser (Chrome DevTools Protocol `WebAuthn` domain): CTAP2 over the
+ * internal transport, resident keys, user verification. Real ceremonies, real signatures, no prompt to click.
+ */
+export async function virtualAuthenticator(context: BrowserContext, page: Page, options: VirtualAuthenticatorOptions = {}) {
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('WebAuthn.enable', { enableUI: false });
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2',
+      transport: 'internal',
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: options.isUserVerified ?? true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  return {
+    credentials: async () => (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials,
+    /** Puts a credential (as `credentials()` returned it) in this authenticator: the same passkey in a fresh browser. */
+    add: async (credential: Awaited<ReturnType<typeof cdp.send<'WebAuthn.getCredentials'>>>['credentials'][number]) =>
+      cdp.send('WebAuthn.addCredential', { authenticatorId, credential }),
+  };
 }

@@ -1,6 +1,5 @@
 import crypto from 'node:crypto';
 import net from 'node:net';
-import { createUser } from '../../src/admin/users.js';
 import { createQueries } from '../../src/db/index.js';
 import { createClientStore, type ClientRegistration } from '../../src/oidc/clients.js';
 import { createPasswordHasher } from '../../src/security/passwords.js';
@@ -71,7 +70,7 @@ export async function startCluster(instances: number, env: Record<string, string
     registerClient: (overrides: Partial<ClientRegistration> = {}) =>
       createClientStore(queries, createSecretBox(masterKey)).register({ client_name: 'Resilience app', redirect_uris: [CALLBACK], first_party: true, ...overrides }),
     async addUser(password = `pw-${crypto.randomBytes(6).toString('hex')}`) {
-      const user = await createUser({ queries, hasher }, { email: `r-${crypto.randomBytes(5).toString('hex')}@example.test`, password });
+      const user = await queries.users.insert({ email: `r-${crypto.randomBytes(5).toString('hex')}@example.test`, name: '', passwordHash: await hasher.hash(password) });
       return { ...user, password };
     },
     async stop() {

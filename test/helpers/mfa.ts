@@ -1,7 +1,7 @@
 import type { Latchkey } from '../../src/app.js';
 import type { UserRow } from '../../src/db/users.js';
 import type { NotifiedUser, Notifier, SecurityEvent } from '../../src/notify/notifier.js';
-import { oathtoolTotp } from './oathtool.js';
+import { referenceTotp } from './reference-totp.js';
 
 /** Real time plus an offset the test moves forward, so each sign-in gets a fresh TOTP time step. */
 export function steppingClock() {
@@ -31,7 +31,7 @@ export async function enrolTotp(latchkey: Latchkey, user: { id: string }, clock:
   const started = await latchkey.mfa.startEnrolment(row, 'totp');
   const pending = await latchkey.mfa.pendingEnrolment(row, started!.pendingId);
   const secret = pending!.display.secret!;
-  const result = await latchkey.mfa.confirmEnrolment(row, started!.pendingId, oathtoolTotp(secret, clock.now()), { actorId: user.id });
+  const result = await latchkey.mfa.confirmEnrolment(row, started!.pendingId, referenceTotp(secret, clock.now()), { actorId: user.id });
   if (!result.ok) throw new Error(`enrolment failed: ${result.reason}`);
   return { secret, recoveryCodes: result.recoveryCodes ?? [], methodId: result.method.id };
 }

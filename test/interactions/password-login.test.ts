@@ -104,4 +104,11 @@ describe('the password step', () => {
     expect(stored).toMatch(/^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
     expect(await attempt(user.email, user.password, '192.0.2.251')).toMatchObject({ ok: true });
   });
+  test('40 concurrent guesses from one address at 40 accounts evaluate at most the per-IP limit (8 here)', async () => {
+    const ip = '203.0.113.99';
+    const outcomes = await Promise.all(Array.from({ length: 40 }, (_, i) => attempt(`nobody-${i}@example.test`, 'wrong-password', ip)));
+    expect(outcomes.filter((o) => !o.ok && o.reason === 'invalid_credentials').length).toBeLessThanOrEqual(8);
+    const evaluated = (await server.latchkey.queries.audit.list({ action: 'login.password' })).filter((e) => e.ip === ip && e.details.reason !== 'throttled');
+    expect(evaluated.length).toBeLessThanOrEqual(8);
+  });
 });

@@ -134,4 +134,20 @@ describe('sent codes', () => {
     expect(rows.map((r) => r.code_hash)).not.toContain(lastCode());
     expect(JSON.stringify(rows)).not.toContain(`"${lastCode()}"`);
   });
+  test('40 wrong codes at once take at most the code’s five tries, and the right code after them is refused', async () => {
+    const method = await enrolled();
+    expect(await factor.challenge!(method, ctx('burst'))).toMatchObject({ sent: true });
+    const code = lastCode();
+    const results = await Promise.all(Array.from({ length: 40 }, () => factor.verify(method, wrong(code), ctx('burst'))));
+    expect(results.filter((r) => !r.ok && r.reason === 'wrong_code').length).toBeLessThanOrEqual(5);
+    expect(await factor.verify(method, code, ctx('burst'))).toEqual({ ok: false, reason: 'too_many_attempts' });
+  });
+
+  test('40 sends at once spend at most the hourly quota', async () => {
+    const method = await enrolled();
+    const before = outbox.length;
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => factor.challenge!(method, ctx(`send-${i}`))));
+    expect(results.filter((r) => r.sent).length).toBeLessThanOrEqual(limits.perHourPerDestination);
+    expect(outbox.length - before).toBeLessThanOrEqual(limits.perHourPerDestination);
+  });
 });

@@ -121,11 +121,17 @@ describe('forms', () => {
   }, 120_000);
 
   test('every account and admin console form', async () => {
+    // The API tests above may have left random but valid settings (enforcement, passkeys required of admins, a long
+    // password minimum): this admin signs in under the defaults.
+    const { settings } = server.latchkey;
+    await settings.write('enforce-mfa', { enabled: false });
+    await settings.write('admin-phishing-resistant', { required: false });
+    await settings.write('password-policy', { min_length: 8 });
     const admin = await aUser(server.latchkey, { roles: ['super_admin'] });
     const { agent, page } = await consoleSignIn(server.url, admin.email, admin.password, '/admin/users');
     const csrf = csrfOf(page);
     const forms = [
-      '/account/profile', '/account/password', '/account/sessions/sign-out-others', '/account/reauth', '/account/security/enrol/totp', '/account/security/preferred', '/account/security/remove', '/account/security/recovery-codes', '/account/security/disable',
+      '/account/profile', '/account/password', '/account/sessions/sign-out-others', '/account/reauth', '/account/security/enrol/totp', '/account/security/preferred', '/account/security/remove', '/account/security/recovery-codes', '/account/security/disable', '/account/security/pin', '/account/security/pin/disable',
       '/admin/users/invite', `/admin/users/${fixtures.id}/status`, `/admin/users/${fixtures.id}/roles`, `/admin/users/${fixtures.id}/mfa-codes`, `/admin/users/${fixtures.id}/credentials`, `/admin/users/${fixtures.id}/reset-mfa`,
       '/admin/clients', `/admin/clients/${fixtures.clientId}/require-mfa`, '/admin/settings/lockout', '/admin/settings/password-policy', '/admin/settings/factors', '/admin/settings/enforce-mfa', '/admin/doors/import',
     ];

@@ -6,7 +6,7 @@ import { loadConfig } from '../../src/config/index.js';
 import { createLogger } from '../../src/logger.js';
 import { startCluster, recordStatuses } from '../helpers/cluster.js';
 import { CALLBACK } from '../helpers/factories.js';
-import { oathtoolTotp } from '../helpers/oathtool.js';
+import { referenceTotp } from '../helpers/reference-totp.js';
 import { completeLogin, relyingParty, startLogin } from '../helpers/relying-party.js';
 
 const SECONDS = Number(process.env.RESILIENCE_LOAD_SECONDS ?? 60);
@@ -53,7 +53,7 @@ test(`${SECONDS} s of mixed logins, MFA verifications and token grants`, async (
     const started = await startLogin(rp, { prompt: '' });
     attempts++;
     const mfaPage = await started.agent.submit(started.page, '/login', { email: user.email, password });
-    const done = await started.agent.submit(mfaPage, '/mfa', { code: oathtoolTotp(user.secret, new Date()) });
+    const done = await started.agent.submit(mfaPage, '/mfa', { code: referenceTotp(user.secret, new Date()) });
     expect(done.url.startsWith(CALLBACK)).toBe(true);
   };
 
@@ -107,7 +107,7 @@ async function enrolTotpDirectly(user: { id: string; email: string }) {
     const started = await latchkey.mfa.startEnrolment(row, 'totp');
     const secret = (await latchkey.mfa.pendingEnrolment(row, started!.pendingId))!.display.secret!;
     // Enrol with the previous step's code so that the current step is still free for the first sign-in.
-    const confirmed = await latchkey.mfa.confirmEnrolment(row, started!.pendingId, oathtoolTotp(secret, new Date(Date.now() - 30_000)), { actorId: user.id });
+    const confirmed = await latchkey.mfa.confirmEnrolment(row, started!.pendingId, referenceTotp(secret, new Date(Date.now() - 30_000)), { actorId: user.id });
     if (!confirmed.ok) throw new Error(confirmed.reason);
     return { email: user.email, secret };
   } finally {

@@ -3,7 +3,7 @@ import * as oidc from 'openid-client';
 import type { UserRow } from '../../src/db/users.js';
 import { aClient, aUser } from '../helpers/factories.js';
 import { enrolTotp, steppingClock } from '../helpers/mfa.js';
-import { oathtoolTotp } from '../helpers/oathtool.js';
+import { referenceTotp } from '../helpers/reference-totp.js';
 import { relyingParty, signInWithPassword, startLogin } from '../helpers/relying-party.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { startSmtpServer } from '../helpers/smtp.js';
@@ -42,7 +42,7 @@ describe(`the same secret submitted ${RACERS} times at once works exactly once`,
     const { recoveryCodes } = await enrolTotp(server.latchkey, user, clock);
     const row = (await server.latchkey.queries.users.findById(user.id)) as UserRow;
     const results = await together(() =>
-      server.latchkey.mfa.verifyAtSignIn(row, { methodId: 'recovery', code: recoveryCodes[0]!, failuresSoFar: 0, afterPassword: false }, { interactionUid: 'race', locale: 'en' }, { actorId: user.id }),
+      server.latchkey.mfa.verifyAtSignIn(row, { methodId: 'recovery', code: recoveryCodes[0]!, pinAccepted: false, firstFailureAfterPassword: false }, { interactionUid: 'race', locale: 'en' }, { actorId: user.id }),
     );
     expect(successes(results, (r) => r.ok)).toBe(1);
   });
@@ -51,10 +51,10 @@ describe(`the same secret submitted ${RACERS} times at once works exactly once`,
     const user = await aUser(server.latchkey);
     const { secret, methodId } = await enrolTotp(server.latchkey, user, clock);
     clock.nextStep();
-    const code = oathtoolTotp(secret, clock.now());
+    const code = referenceTotp(secret, clock.now());
     const row = (await server.latchkey.queries.users.findById(user.id)) as UserRow;
     const results = await together(() =>
-      server.latchkey.mfa.verifyAtSignIn(row, { methodId, code, failuresSoFar: 0, afterPassword: false }, { interactionUid: 'race', locale: 'en' }, { actorId: user.id }),
+      server.latchkey.mfa.verifyAtSignIn(row, { methodId, code, pinAccepted: false, firstFailureAfterPassword: false }, { interactionUid: 'race', locale: 'en' }, { actorId: user.id }),
     );
     expect(successes(results, (r) => r.ok)).toBe(1);
   });
@@ -73,7 +73,7 @@ describe(`the same secret submitted ${RACERS} times at once works exactly once`,
     const code = /\b(\d{6})\b/.exec((await smtp.messageTo(inbox)).text ?? '')![1]!;
     const fresh = (await server.latchkey.queries.users.findById(user.id)) as UserRow;
     const results = await together(() =>
-      server.latchkey.mfa.verifyAtSignIn(fresh, { methodId: confirmed.method.id, code, failuresSoFar: 0, afterPassword: false }, context, { actorId: user.id }),
+      server.latchkey.mfa.verifyAtSignIn(fresh, { methodId: confirmed.method.id, code, pinAccepted: false, firstFailureAfterPassword: false }, context, { actorId: user.id }),
     );
     expect(successes(results, (r) => r.ok)).toBe(1);
   });
@@ -90,7 +90,7 @@ describe(`the same secret submitted ${RACERS} times at once works exactly once`,
     const code = twilio.lastCodeTo(phone);
     const fresh = (await server.latchkey.queries.users.findById(user.id)) as UserRow;
     const results = await together(() =>
-      server.latchkey.mfa.verifyAtSignIn(fresh, { methodId: confirmed.method.id, code, failuresSoFar: 0, afterPassword: false }, context, { actorId: user.id }),
+      server.latchkey.mfa.verifyAtSignIn(fresh, { methodId: confirmed.method.id, code, pinAccepted: false, firstFailureAfterPassword: false }, context, { actorId: user.id }),
     );
     expect(successes(results, (r) => r.ok)).toBe(1);
     expect(twilio.violations).toEqual([]);

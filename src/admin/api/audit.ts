@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream';
-import { stringify } from 'csv-stringify/sync';
 import { z } from 'zod';
 import type { AuditRow } from '../../db/audit.js';
 import type { Queries } from '../../db/index.js';
+import { csvRows } from '../../security/csv-cell.js';
 import { cursor, limitSchema } from './common.js';
 import { operation, Reply } from './operation.js';
 
@@ -43,17 +43,12 @@ const EXPORT_BATCH = 5000;
 
 /** Every matching event as CSV, newest first, read in batches so that a large export does not hold the table. */
 export async function* auditCsv(queries: Queries, filter: ReturnType<typeof toAuditFilter>) {
-  yield stringify([CSV_COLUMNS as unknown as string[]]);
+  yield csvRows([CSV_COLUMNS]);
   let before: number | undefined;
   for (;;) {
     const rows = await queries.audit.search({ ...filter, before, limit: EXPORT_BATCH });
     if (rows.length === 0) return;
-    // A leading = + - @ would make a spreadsheet run the cell as a formula (CSV injection).
-    const cell = (value: unknown) => {
-      const text = value === null || value === undefined ? '' : typeof value === 'object' && !(value instanceof Date) ? JSON.stringify(value) : value instanceof Date ? value.toISOString() : String(value);
-      return /^[=+\-@\t\r]/.test(text) ? `'${text}` : text;
-    };
-    yield stringify(rows.map((row) => CSV_COLUMNS.map((column) => cell(row[column]))));
+    yield csvRows(rows.map((row) => CSV_COLUMNS.map((column) => row[column])));
     before = Number(rows.at(-1)!.id);
     if (rows.length < EXPORT_BATCH) return;
   }

@@ -10,6 +10,8 @@ import { auditOperations } from './audit.js';
 import { clientOperations } from './clients.js';
 import { adminBearer } from './koa-admin-bearer.js';
 import { openApiDocument } from './openapi.js';
+import { resourceOperations } from './resources.js';
+import type { ResourceStore } from '../../resources/resources.js';
 import { invokeOperation, mayCall, mountOperations, type Operation, type RawRequest } from './operation.js';
 import { settingOperations } from './settings.js';
 import { type UserOperationDeps, userOperations } from './users.js';
@@ -19,9 +21,12 @@ export const ADMIN_API_PREFIX = '/api/admin';
 export interface AdminApiDeps extends UserOperationDeps {
   providers: ProviderHolder;
   clients: ClientStore;
+  resources: ResourceStore;
   access: AccessService;
   box: SecretBox;
   builtFactors: readonly string[];
+  /** Whether mail reaches users (enrolment at sign-in is then confirmed by email): the settings page says so. */
+  mailConfigured: boolean;
 }
 
 /** The admin REST API: one list of operations makes both the router and its OpenAPI document. */
@@ -29,12 +34,13 @@ export function createAdminApi(deps: AdminApiDeps) {
   const operations = [
     ...userOperations(deps),
     ...clientOperations(deps),
+    ...resourceOperations(deps),
     ...settingOperations(deps),
     ...auditOperations(deps),
     ...accessAdminOperations(deps),
   ];
   const router = mountOperations(ADMIN_API_PREFIX, operations, {
-    authenticate: adminBearer(deps.providers, deps.queries),
+    authenticate: adminBearer(deps.providers, deps.queries, deps.mfa),
     isSiteAdmin: deps.access.isSiteAdmin,
   });
   const document = openApiDocument(operations, { prefix: ADMIN_API_PREFIX, issuer: deps.issuer, version: VERSION });
@@ -53,6 +59,7 @@ export function createAdminApi(deps: AdminApiDeps) {
     operations,
     document,
     builtFactors: deps.builtFactors,
+    mailConfigured: deps.mailConfigured,
     /** Runs an operation for the console's signed-in user, with the API's checks. */
     call: (id: string, ctx: Context, raw: RawRequest) => invokeOperation(find(id), ctx, raw, { isSiteAdmin: deps.access.isSiteAdmin }),
     mayCall: (id: string, user: Pick<UserRow, 'roles'>) => mayCall(find(id), user),

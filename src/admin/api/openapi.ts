@@ -56,7 +56,7 @@ export function openApiDocument(operations: readonly Operation[], options: { pre
       };
     }
     responses['400'] ??= problem('invalid input; `field` names what is wrong');
-    responses['401'] = problem('no valid access token');
+    responses['401'] = problem('no valid access token, or its sign-in lacks the second factor the MFA policy now asks of admins (`insufficient_user_authentication`, RFC 9470)');
     responses['403'] = problem(`the token's user lacks the role (needs one of: ${op.roles.join(', ')})`);
     if (op.params || op.site) responses['404'] ??= problem('no such resource');
     const parameters = [...parametersOf(op.params, 'path'), ...parametersOf(op.query, 'query')];

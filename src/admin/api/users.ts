@@ -35,6 +35,7 @@ const factorSchema = z.object({
   id: z.string(),
   factor: z.string(),
   label: z.string(),
+  detail: z.string().nullable().describe('a passkey: synced (backup eligible) or device_bound'),
   preferred: z.boolean(),
   added_at: z.iso.datetime().nullable(),
   last_used_at: z.iso.datetime().nullable(),
@@ -58,6 +59,7 @@ export async function userDetail(mfa: MfaService, queries: Queries, user: UserRo
       id: m.id,
       factor: m.factor,
       label: m.label,
+      detail: m.detail ?? null,
       preferred: user.preferred_factor_id ? m.id === user.preferred_factor_id : index === 0,
       added_at: m.record.confirmed_at?.toISOString() ?? null,
       last_used_at: m.record.last_used_at?.toISOString() ?? null,
@@ -88,7 +90,7 @@ export function userOperations(deps: UserOperationDeps) {
         const rows = await queries.users.page({ search: query.q, after: query.cursor, limit: query.limit + 1 });
         const page = rows.slice(0, query.limit);
         const last = page.at(-1);
-        return { users: page.map(userView), next_cursor: rows.length > query.limit && last ? cursor.encode({ email: last.email.toLowerCase(), id: last.id }) : null };
+        return { users: page.map(userView), next_cursor: rows.length > query.limit && last ? cursor.encode({ email: last.email, id: last.id }) : null };
       },
     }),
     operation({

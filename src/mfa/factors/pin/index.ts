@@ -1,18 +1,19 @@
 import type { FactorRow } from '../../../db/factors.js';
 import type { Factor, Method } from '../../factor.js';
 
+/** The door side's answers about web PINs; which codes qualify (opted in, long, not trivial, not shared) is its rule. */
 export interface DoorPins {
-  hasWebPin(userId: string, minLength: number): Promise<boolean>;
-  findWebPin(userId: string, code: string, minLength: number): Promise<unknown>;
+  hasWebPin(userId: string): Promise<boolean>;
+  findWebPin(userId: string, code: string): Promise<unknown>;
 }
 
 export const PIN_METHOD_ID = 'pin';
 
 /**
- * The door PIN (a user's access MFA code, issued by access admins) as a web second factor. Codes shorter than the
- * web minimum work at doors only. PINs are static like passwords: the sign-in's attempt limits are what guard them.
+ * The door PIN (an MFA code issued by access admins) as a web second factor, for users who opted in to use it so
+ * from their account page. PINs are static like passwords: the sign-in's attempt limits are what guard them.
  */
-export function createPinFactor(pins: DoorPins, minLength: number): Factor {
+export function createPinFactor(pins: DoorPins): Factor {
   const describe = (record: FactorRow): Method => ({ id: PIN_METHOD_ID, factor: 'pin', label: record.label, record });
   const recordFor = (userId: string): FactorRow => ({
     id: PIN_METHOD_ID, user_id: userId, factor: 'pin', label: 'Door PIN', secret_sealed: null, destination: null,
@@ -21,12 +22,13 @@ export function createPinFactor(pins: DoorPins, minLength: number): Factor {
   return {
     id: 'pin',
     amr: 'pin',
+    category: 'knowledge',
     describe,
-    listOwnMethods: async (userId) => ((await pins.hasWebPin(userId, minLength)) ? [describe(recordFor(userId))] : []),
+    listOwnMethods: async (userId) => ((await pins.hasWebPin(userId)) ? [describe(recordFor(userId))] : []),
     async verify(method, code) {
       const digits = code.replace(/\s/g, '');
       if (!/^\d{4,16}$/.test(digits)) return { ok: false, reason: 'malformed' };
-      return (await pins.findWebPin(method.record.user_id, digits, minLength)) ? { ok: true } : { ok: false, reason: 'wrong_code' };
+      return (await pins.findWebPin(method.record.user_id, digits)) ? { ok: true } : { ok: false, reason: 'wrong_code' };
     },
   };
 }

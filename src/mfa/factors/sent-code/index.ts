@@ -55,9 +55,12 @@ export function createSentCodeFactor(deps: SentCodeDeps, channel: CodeChannel): 
     const last = await queries.sentCodes.lastSentAt(record.id, interactionUid);
     const wait = last ? Math.ceil((last.getTime() + limits.cooldownSeconds * 1000 - now.getTime()) / 1000) : 0;
     if (wait > 0) return { sent: false, reason: 'cooldown', retryAfterSeconds: wait };
-    const keys = { user: `send:user:${record.user_id}`, destination: `send:destination:${record.destination}` };
-    const verdict = await throttle.check([keys.user, keys.destination]);
-    if (!verdict.allowed) return { sent: false, reason: 'rate_limited', retryAfterSeconds: verdict.retryAfterSeconds };
+    const hour = { windowSeconds: 3600, baseLockSeconds: 3600, onSuccess: 'release' as const };
+    const quota = await throttle.reserve([
+      { key: `send:user:${record.user_id}`, limit: limits.perHourPerUser, ...hour },
+      { key: `send:destination:${record.destination}`, limit: limits.perHourPerDestination, ...hour },
+    ]);
+    if (!quota.allowed) return { sent: false, reason: 'rate_limited', retryAfterSeconds: quota.retryAfterSeconds };
 
     const id = crypto.randomUUID();
     const code = sixDigits();
@@ -70,12 +73,12 @@ export function createSentCodeFactor(deps: SentCodeDeps, channel: CodeChannel): 
       created_at: now,
       expires_at: new Date(now.getTime() + limits.ttlSeconds * 1000),
     });
-    await throttle.recordFailure({ key: keys.user, limit: limits.perHourPerUser, windowSeconds: 3600, baseLockSeconds: 3600 });
-    await throttle.recordFailure({ key: keys.destination, limit: limits.perHourPerDestination, windowSeconds: 3600, baseLockSeconds: 3600 });
     try {
       await channel.send(record.destination!, code, locale);
     } catch (error) {
       await queries.sentCodes.remove(id);
+      // A message that never left does not use up the hourly quota.
+      await quota.succeeded();
       return { sent: false, reason: 'delivery_failed', detail: error instanceof DeliveryError ? error.detail : undefined };
     }
     return { sent: true, retryAfterSeconds: limits.cooldownSeconds };
@@ -86,10 +89,9 @@ export function createSentCodeFactor(deps: SentCodeDeps, channel: CodeChannel): 
     const sent = await queries.sentCodes.latest(record.id, interactionUid);
     if (!sent) return { ok: false, reason: 'no_code_sent' };
     if (sent.expires_at <= now) return { ok: false, reason: 'expired' };
-    if (sent.attempts >= MAX_ATTEMPTS) return { ok: false, reason: 'too_many_attempts' };
     const given = code.replace(/\s/g, '');
     if (!/^\d{6}$/.test(given)) return { ok: false, reason: 'malformed' };
-    await queries.sentCodes.countAttempt(sent.id);
+    if (!(await queries.sentCodes.reserveAttempt(sent.id, MAX_ATTEMPTS))) return { ok: false, reason: 'too_many_attempts' };
     if (!crypto.timingSafeEqual(hash(sent.id, given), Buffer.from(sent.code_hash, 'base64url'))) return { ok: false, reason: 'wrong_code' };
     return (await queries.sentCodes.consume(sent.id, now)) ? { ok: true } : { ok: false, reason: 'replayed' };
   }
@@ -97,6 +99,7 @@ export function createSentCodeFactor(deps: SentCodeDeps, channel: CodeChannel): 
   return {
     id: channel.factor,
     amr: channel.amr,
+    category: 'possession',
     describe,
     enrol: {
       async start(user, input) {

@@ -23,6 +23,7 @@ export function createTotpFactor(deps: FactorDeps, params: TotpParameters): Fact
   return {
     id: 'totp',
     amr: 'otp',
+    category: 'possession',
     describe,
     enrol: {
       async start(user, input) {

@@ -1,0 +1,63 @@
+import type { StoredStep } from '../interactions/sign-in-flow.js';
+import type { Database } from './connect.js';
+
+/** One sign-in past its password, bound to oidc-provider's interaction and to one user for its whole life. */
+export interface SignInRow {
+  interaction_uid: string;
+  user_id: string;
+  step: StoredStep;
+  /** Null when an existing session steps up (its password was verified in an earlier sign-in). */
+  password_verified_at: Date | null;
+  mfa_failures: number;
+  pending_factor_id: string | null;
+  verified_amr: string[] | null;
+  email_code_hash: string | null;
+  email_code_expires_at: Date | null;
+  pin_accepted: boolean;
+  /** Decided with the first factor: only a phishing-resistant factor (a passkey) answers the second step. */
+  phishing_resistant: boolean;
+  expires_at: Date;
+}
+
+export type SignInPatch = Partial<Pick<SignInRow, 'pending_factor_id' | 'verified_amr' | 'email_code_hash' | 'email_code_expires_at'>>;
+
+const jsonb = (patch: SignInPatch) =>
+  patch.verified_amr ? { ...patch, verified_amr: JSON.stringify(patch.verified_amr) as unknown as string[] } : patch;
+
+/**
+ * Every write is conditional on the row's user and step, so a transition taken from a stale read (a replayed form,
+ * a request racing another) changes nothing and reports false.
+ */
+export function createSignInQueries(db: Database) {
+  const rows = () => db<SignInRow>('login_progress');
+  return {
+    find: (uid: string, now: Date) => rows().where({ interaction_uid: uid }).where('expires_at', '>', now).first(),
+    /** Binds the interaction to its user, once: false when it is already bound (to anyone). */
+    claim: async (row: Pick<SignInRow, 'interaction_uid' | 'user_id' | 'step' | 'password_verified_at' | 'pin_accepted' | 'phishing_resistant' | 'expires_at'>) =>
+      (await rows().insert({ ...row, mfa_failures: 0 }).onConflict('interaction_uid').ignore().returning('interaction_uid')).length === 1,
+    advance: async (uid: string, userId: string, from: StoredStep, to: StoredStep, patch: SignInPatch = {}) =>
+      (await rows().where({ interaction_uid: uid, user_id: userId, step: from }).update({ ...jsonb(patch), step: to })) === 1,
+    /** Stores data for the current step without leaving it (the pending authenticator, a fresh emailed code). */
+    update: async (uid: string, userId: string, step: StoredStep, patch: SignInPatch) =>
+      (await rows().where({ interaction_uid: uid, user_id: userId, step }).update(jsonb(patch))) === 1,
+    /**
+     * Adds a freshly mailed inbox code (its keyed hash) in one statement. Every code mailed for this sign-in stays
+     * good until the latest one's expiry: concurrent resends reach the inbox in any order, so "only the newest code
+     * works" would leave the user holding a code the server no longer accepts. The quota keeps them to a handful.
+     */
+    addEmailCode: async (uid: string, userId: string, hash: string, expiresAt: Date) =>
+      (await rows()
+        .where({ interaction_uid: uid, user_id: userId, step: 'confirm_email' })
+        .update({ email_code_hash: db.raw("concat_ws(' ', email_code_hash, ?::text)", [hash]) as unknown as string, email_code_expires_at: expiresAt })) === 1,
+    /** Takes one of the sign-in's tries before a code is checked: undefined once they are used up. */
+    reserveFailure: async (uid: string, userId: string, step: StoredStep, limit: number) => {
+      const [row] = await rows()
+        .where({ interaction_uid: uid, user_id: userId, step })
+        .where('mfa_failures', '<', limit)
+        .increment('mfa_failures', 1)
+        .returning('mfa_failures');
+      return row ? Number((row as { mfa_failures: number }).mfa_failures) : undefined;
+    },
+    purgeExpired: (now: Date) => rows().where('expires_at', '<=', now).delete(),
+  };
+}
