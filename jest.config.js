@@ -14,6 +14,6 @@ export default {
   testPathIgnorePatterns: ['/node_modules/', '/dist/', '<rootDir>/test/browser/', '<rootDir>/test/resilience/'],
   globalSetup: '<rootDir>/test/helpers/global-setup.mjs',
   globalTeardown: '<rootDir>/test/helpers/global-teardown.mjs',
-  testTimeout: 30000,
+  testTimeout: 60000,
   maxWorkers: 2,
 };

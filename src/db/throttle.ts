@@ -17,6 +17,22 @@ export interface Reservation {
 // 2^40 seconds is far past any window: the exponent is capped so PostgreSQL's power() never overflows.
 const MAX_DOUBLINGS = 40;
 
+const compareKeys = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * Runs a single-statement write again if PostgreSQL aborted it as a deadlock victim. The statement was rolled back
+ * whole, so running it again is safe; key order makes this rare, the retry makes it invisible.
+ */
+async function onDeadlockRetry<T>(statement: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await statement();
+    } catch (error) {
+      if ((error as { code?: string }).code !== '40P01' || attempt >= attempts) throw error;
+    }
+  }
+}
+
 export function createThrottleQueries(db: Database) {
   const counters = () => db<ThrottleRow>('throttle_counters');
   return {
@@ -30,6 +46,9 @@ export function createThrottleQueries(db: Database) {
      * where that counter refused.
      */
     reserve: async (rules: Reservation[], now: Date): Promise<Array<number | undefined>> => {
+      // Rows are locked in key order, here and in `settle`: two statements that lock the same rows in different
+      // orders deadlock under concurrency (PostgreSQL then aborts one of them).
+      const order = rules.map((_, i) => i).sort((a, b) => compareKeys(rules[a]!.key, rules[b]!.key));
       const bindings: Record<string, unknown> = { now };
       const upsert = (r: Reservation, i: number) => {
         Object.assign(bindings, {
@@ -52,23 +71,33 @@ export function createThrottleQueries(db: Database) {
                 where throttle_counters.locked_until is null or throttle_counters.locked_until <= :now
                 returning failures)`;
       };
-      const ctes = rules.map(upsert);
-      const result = await db.raw(`with ${ctes.join(', ')} select ${rules.map((_, i) => `(select failures from r${i}) as c${i}`).join(', ')}`, bindings);
-      const row = (result.rows as Array<Record<string, number | null>>)[0]!;
-      return rules.map((_, i) => (row[`c${i}`] === null ? undefined : Number(row[`c${i}`])));
+      const ctes = order.map((ruleIndex, i) => upsert(rules[ruleIndex]!, i));
+      const sql = `with ${ctes.join(', ')} select ${order.map((_, i) => `(select failures from r${i}) as c${i}`).join(', ')}`;
+      const row = (await onDeadlockRetry(() => db.raw(sql, bindings))).rows[0] as Record<string, number | null>;
+      const counts: Array<number | undefined> = new Array(rules.length);
+      order.forEach((ruleIndex, i) => (counts[ruleIndex] = row[`c${i}`] === null ? undefined : Number(row[`c${i}`])));
+      return counts;
     },
     /**
      * After a successful attempt, in one statement: counters of consecutive failures start again (`resets`), and
-     * counters of attempts give the attempt back with any lock it started (`releases`).
+     * counters of attempts give the attempt back with any lock it started (`releases`). One sub-statement per key,
+     * run in key order as `reserve` locks them.
      */
-    settle: (resets: string[], releases: Array<{ key: string; limit: number }>) =>
-      db.raw(
-        `with reset as (delete from throttle_counters where key = any(?::text[]))
-         update throttle_counters t set failures = greatest(t.failures - 1, 0),
-           locked_until = case when t.failures - 1 < r.lim then null else t.locked_until end
-         from unnest(?::text[], ?::int[]) as r(key, lim) where t.key = r.key`,
-        [resets, releases.map((r) => r.key), releases.map((r) => r.limit)],
-      ),
+    settle: async (resets: string[], releases: Array<{ key: string; limit: number }>) => {
+      const changes = [
+        ...resets.map((key) => ({ key, sql: 'delete from throttle_counters where key = ? returning 1', bindings: [key] as Array<string | number> })),
+        ...releases.map(({ key, limit }) => ({
+          key,
+          sql: `update throttle_counters set failures = greatest(failures - 1, 0),
+                  locked_until = case when failures - 1 < ? then null else locked_until end
+                where key = ? returning 1`,
+          bindings: [limit, key] as Array<string | number>,
+        })),
+      ].sort((a, b) => compareKeys(a.key, b.key));
+      if (!changes.length) return;
+      const sql = `with ${changes.map((c, i) => `s${i} as (${c.sql})`).join(', ')} select ${changes.map((_, i) => `(select count(*) from s${i}) as c${i}`).join(', ')}`;
+      await onDeadlockRetry(() => db.raw(sql, changes.flatMap((c) => c.bindings)));
+    },
     clear: (key: string) => counters().where({ key }).delete(),
   };
 }

@@ -493,6 +493,25 @@ describe('the throttle', () => {
   });
   const reserve = (r: ReturnType<typeof rule>) => throttle.reserve([r]);
 
+  test('reservations and successes on the same keys at once never deadlock (in whatever order callers list them)', async () => {
+    const account = rule(`attack:account:${crypto.randomUUID()}`, { limit: 1_000_000 });
+    const ip = { ...rule(`attack:ip:${crypto.randomUUID()}`, { limit: 1_000_000 }), onSuccess: 'release' as const };
+    const failures: string[] = [];
+    for (let round = 0; round < 20; round++) {
+      await Promise.all(
+        Array.from({ length: 10 }, async (_, i) => {
+          try {
+            const taken = await throttle.reserve(i % 3 ? [account, ip] : [ip, account]);
+            if (taken.allowed && i % 2) await taken.succeeded();
+          } catch (error) {
+            failures.push(String((error as { code?: string }).code ?? error));
+          }
+        }),
+      );
+    }
+    expect(failures).toEqual([]);
+  });
+
   test('a lock doubles with each attempt after it, never past the window, and the window ending frees the key', async () => {
     const r = rule(`attack:doubling:${crypto.randomUUID()}`);
     for (let i = 0; i < 3; i++) expect((await reserve(r)).allowed).toBe(true);
