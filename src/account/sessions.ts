@@ -60,12 +60,15 @@ export async function signOutEverywhere(deps: Pick<SessionsDeps, 'queries'>, use
   return deps.queries.oidcModels.revokeAccount(userId);
 }
 
+const SCOPE_ORDER = ['openid', 'profile', 'email', 'offline_access'];
+const byScopeOrder = (a: string, b: string) => (SCOPE_ORDER.indexOf(a) + 1 || 99) - (SCOPE_ORDER.indexOf(b) + 1 || 99);
+
 /** The apps the user allowed, with what and when, most recent first. */
 export async function listConnectedApps(deps: SessionsDeps, userId: string) {
   return (await deps.queries.consents.listFor(userId)).map((c) => ({
     clientId: c.client_id,
     name: c.client_name ?? c.client_id,
-    scopes: c.scopes,
+    scopes: [...c.scopes].sort(byScopeOrder),
     resourceScopes: Object.entries(c.resource_scopes).flatMap(([resource, scopes]) => scopes.map((scope) => ({ resource, scope }))),
     grantedAt: c.granted_at,
     updatedAt: c.updated_at,
