@@ -56,6 +56,27 @@ describe('consent is remembered per user and app', () => {
     expect(reasked.html).toContain('See your email address');
   });
 
+  test('an API\'s scopes are remembered too: a new one is asked, alone', async () => {
+    const api = `https://api.example.test/remembered-${Date.now()}`;
+    await server.latchkey.resources.register({ identifier: api, name: 'Orders', scopes: ['orders:read', 'orders:write'] });
+    const user = await aUser(server.latchkey);
+    const client = await aClient(server.latchkey);
+    const config = await relyingParty(server.url, client.clientId, client.clientSecret);
+    const first = await startLogin(config, { resource: api, scope: 'openid orders:read', prompt: '' });
+    const asked = await first.agent.submit(first.page, '/login', { email: user.email, password: user.password });
+    expect(asked.html).toContain('orders:read');
+    await first.agent.submit(asked, '/confirm');
+    expect(await server.latchkey.queries.consents.find(user.id, client.clientId)).toMatchObject({ resource_scopes: { [api]: ['orders:read'] } });
+
+    const same = await startLogin(config, { resource: api, scope: 'openid orders:read', prompt: '' });
+    expect((await same.agent.submit(same.page, '/login', { email: user.email, password: user.password })).url).toContain('code=');
+
+    const wider = await startLogin(config, { resource: api, scope: 'openid orders:read orders:write', prompt: '' });
+    const again = await wider.agent.submit(wider.page, '/login', { email: user.email, password: user.password });
+    expect(again.html).toContain('orders:write');
+    expect(again.html).not.toContain('orders:read');
+  });
+
   test('one user\'s consent is not another\'s', async () => {
     const { config } = await aConnectedApp('openid email');
     const other = await aUser(server.latchkey);
