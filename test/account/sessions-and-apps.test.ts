@@ -149,6 +149,9 @@ describe('sessions per device', () => {
     const intruder = await consoleSignIn(server.url, mallory.email, mallory.password, '/account/sessions');
     const refused = await intruder.agent.visit(`${server.url}/account/sessions/sign-out`, { form: { _csrf: csrfOf(intruder.page), session: appSession.uid } });
     expect(refused.status).toBe(404);
+    for (const session of ['', 'x'.repeat(65), 'a b', '../x']) {
+      expect((await intruder.agent.visit(`${server.url}/account/sessions/sign-out`, { form: { _csrf: csrfOf(intruder.page), session } })).status).toBe(400);
+    }
     expect(await server.latchkey.queries.oidcModels.sessionsOf(user.id, new Date())).toHaveLength(2);
 
     const done = await agent.visit(`${server.url}/account/sessions/sign-out`, { form: { _csrf: csrfOf(page), session: appSession.uid } });
