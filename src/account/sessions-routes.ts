@@ -42,7 +42,7 @@ export function createSessionsRouters(deps: SessionsRouteDeps) {
   /** Ends this browser's session (its apps' tokens with it) and forgets its cookies. */
   const signOutHere = async (ctx: Context) => {
     const here = await browserSession(deps.providers, ctx);
-    if (here.accountId) await signOutSession(people, here.accountId, here.uid, actor(ctx), true);
+    if (here.accountId) await signOutSession(people, here.accountId, here.uid, { ...actor(ctx), actorId: here.accountId }, true);
     forgetBrowserSession(deps.providers, ctx);
     deps.console.forgetReauthentication(ctx);
     ctx.status = 303;
