@@ -35,6 +35,7 @@ import { createEmailNotifier, createLogEmailSender, createSmtpSender, type Email
 import type { Notifier } from './notify/notifier.js';
 import { ensureConsoleClient, CONSOLE_CALLBACK_PATH } from './oidc/console-client.js';
 import { createConsoleSession } from './console/koa-console-session.js';
+import { createSessionsRouters } from './account/sessions-routes.js';
 import { createAccountRouter } from './account/routes.js';
 import { createInvitationRouter } from './account/invitation.js';
 import { createAdminRouter } from './admin/routes.js';
@@ -193,6 +194,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
   app.use(interactions.routes());
   const people = { queries, hasher, settings, notifier, clock, issuer: config.issuer, issuerName: config.issuerName, changes };
   const adminApi = createAdminApi({ ...people, mfa, providers, clients, resources, access, box, builtFactors: registry.factors.map((f) => f.id), mailConfigured: emailSender !== undefined });
+  for (const router of createSessionsRouters({ console: consoleSession, renderer, defaultLocale: config.defaultLocale, people, providers, clients })) app.use(router.routes());
   app.use(createAccountRouter({ console: consoleSession, mfa, access, renderer, passwordLogin, clock, defaultLocale: config.defaultLocale, people, providers }).routes());
   app.use(createInvitationRouter({ people, renderer, defaultLocale: config.defaultLocale }).routes());
   app.use(createAdminRouter({ console: consoleSession, api: adminApi, queries, renderer, defaultLocale: config.defaultLocale }).routes());

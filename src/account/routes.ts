@@ -10,7 +10,7 @@ import type { Locale } from '../i18n.js';
 import { authenticateWithPassword, type PasswordLoginDeps } from '../interactions/password-login.js';
 import type { MfaService } from '../mfa/service.js';
 import type { PageRenderer } from '../render.js';
-import { changePassword, type PeopleDeps, revokeSessions } from '../admin/users.js';
+import { changePassword, type PeopleDeps } from '../admin/users.js';
 import type { ProviderHolder } from '../oidc/provider-holder.js';
 import type { AccessService } from '../access/service.js';
 import { isTimeZone } from '../access/time.js';
@@ -45,17 +45,8 @@ const profileSchema = z.object({
   time_zone: z.string().max(64).refine((zone) => zone === '' || isTimeZone(zone), { message: 'expected an IANA time zone such as Asia/Seoul' }).transform((zone) => zone || null),
 });
 const passwordChangeSchema = z.object({ current_password: z.string().max(MAX_PASSWORD_LENGTH), new_password: z.string().max(MAX_PASSWORD_LENGTH), new_password_again: z.string().max(MAX_PASSWORD_LENGTH) });
-const RECENT_SIGN_INS = 10;
 
 /** Self-service: the user's own sign-in methods. Every change needs the password entered in the last 5 minutes. */
-/** A short, human name for a browser from its user agent: enough to recognise one's own devices. */
-export function describeDevice(userAgent: string | null): string {
-  if (!userAgent) return '—';
-  const browser = /Edg\//.test(userAgent) ? 'Edge' : /Firefox\//.test(userAgent) ? 'Firefox' : /Chrom(e|ium)\//.test(userAgent) ? 'Chrome' : /Safari\//.test(userAgent) ? 'Safari' : undefined;
-  const system = /Windows/.test(userAgent) ? 'Windows' : /Android/.test(userAgent) ? 'Android' : /iPhone|iPad/.test(userAgent) ? 'iOS' : /Mac OS X/.test(userAgent) ? 'macOS' : /Linux/.test(userAgent) ? 'Linux' : undefined;
-  return browser && system ? `${browser}, ${system}` : (browser ?? system ?? userAgent.slice(0, 60));
-}
-
 export function createAccountRouter(deps: AccountDeps) {
   const { mfa, clock } = deps;
   const router = new Router({ prefix: '/account' });
@@ -122,22 +113,6 @@ export function createAccountRouter(deps: AccountDeps) {
     ctx.redirect('/account/profile?notice=password_changed');
   });
 
-  router.get('/sessions', async (ctx) => {
-    const user = ctx.state.user!;
-    const current = await deps.providers.provider.Session.get(ctx);
-    const sessions = await deps.people.queries.oidcModels.sessionsOf(user.id, clock.now());
-    const signIns = await deps.people.queries.audit.search({ userId: user.id, action: 'login.password', limit: RECENT_SIGN_INS });
-    page(ctx, 'account-sessions', {
-      sessions: sessions.map((s) => ({ current: s.id === current.jti, signedInAt: new Date(Number(s.payload.loginTs ?? 0) * 1000) })),
-      signIns: signIns.map((e) => ({ at: e.occurred_at, outcome: e.outcome, ip: e.ip, device: describeDevice(e.user_agent) })),
-      notice: typeof ctx.query.notice === 'string' ? ctx.query.notice : undefined,
-    });
-  });
-  router.post('/sessions/sign-out-others', async (ctx) => {
-    const current = await deps.providers.provider.Session.get(ctx);
-    await revokeSessions(deps.people, ctx.state.user!, actor(ctx), current.jti);
-    ctx.redirect('/account/sessions?notice=signed_out_others');
-  });
   router.get('/security', (ctx) => securityPage(ctx, typeof ctx.query.notice === 'string' ? ctx.query.notice : undefined));
 
   router.post('/reauth', async (ctx) => {

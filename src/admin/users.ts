@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import { z } from 'zod';
+import { signOutEverywhere } from '../account/sessions.js';
 import { ConfigError } from '../config/index.js';
 import type { SettingsStore } from '../config/settings.js';
 import type { ChangeFeed } from '../db/change-feed.js';
@@ -168,7 +169,7 @@ export async function updateUser(deps: PeopleDeps, actor: UserRow, target: UserR
   if (change.status === 'disabled' && target.id === actor.id) throw new AppError(409, 'cannot_disable_self', 'you cannot disable your own account', 'status');
   const updated = await deps.queries.users.update(target.id, change);
   // A disabled account is signed out everywhere at once, not when its sessions happen to expire.
-  if (change.status === 'disabled' && target.status !== 'disabled') await deps.queries.oidcModels.revokeAccount(target.id);
+  if (change.status === 'disabled' && target.status !== 'disabled') await signOutEverywhere(deps, target.id);
   if (change.status && change.status !== target.status) await deps.changes?.publish('access', 'user');
   await audit(deps, 'user.update', target.id, by, { changed: Object.keys(change), ...(change.status ? { status: change.status } : {}) });
   return updated!;
@@ -186,7 +187,7 @@ export async function setRoles(deps: PeopleDeps, target: UserRow, roles: readonl
 }
 
 export async function revokeSessions(deps: PeopleDeps, target: UserRow, by: Acting, keepSessionId?: string) {
-  const sessions = await deps.queries.oidcModels.revokeAccount(target.id, keepSessionId);
+  const sessions = keepSessionId ? await deps.queries.oidcModels.revokeAccount(target.id, keepSessionId) : await signOutEverywhere(deps, target.id);
   await audit(deps, keepSessionId ? 'user.sign_out_others' : 'user.revoke_sessions', target.id, by, { sessions });
   await deps.notifier.notify(target, 'signed_out_elsewhere');
   return sessions;
@@ -226,7 +227,7 @@ export async function resetPassword(deps: PeopleDeps, user: UserRow, given: stri
   const password = given ?? crypto.randomBytes(15).toString('base64url');
   await deps.queries.users.setPasswordHash(user.id, await deps.hasher.hash(password), { mustChange: true });
   await deps.queries.throttle.clear(accountGuessKey(user.email));
-  const sessions = await deps.queries.oidcModels.revokeAccount(user.id);
+  const sessions = await signOutEverywhere(deps, user.id);
   await audit(deps, 'user.password_reset', user.id, by, { generated: given === undefined, sessions });
   await deps.notifier.notify(user, 'password_changed');
   return { generatedPassword: given === undefined ? password : undefined };

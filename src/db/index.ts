@@ -2,6 +2,7 @@ import { createAccessQueries } from './access.js';
 import { type AuditEvent, createAuditQueries } from './audit.js';
 import { createClientQueries } from './clients.js';
 import type { Database } from './connect.js';
+import { createConsentQueries } from './consents.js';
 import { createInvitationQueries } from './invitations.js';
 import { createKeyQueries } from './keys.js';
 import { createFactorQueries, createRecoveryCodeQueries } from './factors.js';
@@ -33,6 +34,7 @@ export function createQueries(db: Database, hooks: { onAudit?: (event: AuditEven
     invitations: createInvitationQueries(db),
     passkeys: createPasskeyQueries(db),
     resources: createResourceQueries(db),
+    consents: createConsentQueries(db),
     ping: async () => {
       await db.raw('select 1');
     },

@@ -9,11 +9,36 @@ interface ModelRow {
   uid: string | null;
   expires_at: Date | null;
   consumed_at: Date | null;
+  /** Computed by PostgreSQL from the payload (migration 017). */
+  account_id: string | null;
+  user_agent: string | null;
+  ip: string | null;
+  seen_at: Date | null;
+}
+
+/** Where a session was used from, kept with it so its owner can tell their devices apart. */
+export interface SessionDevice {
+  ip: string | null;
+  userAgent: string | null;
+  at: Date;
 }
 
 export interface StoredModel {
   payload: Record<string, unknown>;
   consumedAt: Date | null;
+}
+
+/** The grants a session's apps were authorized under. */
+const grantIdsOf = (session: ModelRow | undefined) =>
+  Object.values((session?.payload.authorizations ?? {}) as Record<string, { grantId?: unknown }>)
+    .map((a) => a.grantId)
+    .filter((id): id is string => typeof id === 'string');
+
+/** Deletes grants of this account with every token issued under them. */
+async function deleteGrants(trx: Database, accountId: string, grantIds: readonly string[]) {
+  if (!grantIds.length) return;
+  await trx<ModelRow>('oidc_model_instances').where({ account_id: accountId }).whereIn('grant_id', grantIds).delete();
+  await trx<ModelRow>('oidc_model_instances').where({ account_id: accountId, model: 'Grant' }).whereIn('id', grantIds).delete();
 }
 
 /** Storage for oidc-provider's models; expired rows are invisible before they are purged. */
@@ -28,7 +53,7 @@ export function createOidcModelQueries(db: Database) {
   };
 
   return {
-    upsert: (model: string, id: string, payload: Record<string, unknown>, expiresAt: Date | null) =>
+    upsert: (model: string, id: string, payload: Record<string, unknown>, expiresAt: Date | null, device?: SessionDevice) =>
       rows()
         .insert({
           model,
@@ -38,9 +63,10 @@ export function createOidcModelQueries(db: Database) {
           user_code: typeof payload.userCode === 'string' ? payload.userCode : null,
           uid: typeof payload.uid === 'string' ? payload.uid : null,
           expires_at: expiresAt,
+          ...(device ? { ip: device.ip, user_agent: device.userAgent, seen_at: device.at } : {}),
         })
         .onConflict(['model', 'id'])
-        .merge(['payload', 'grant_id', 'user_code', 'uid', 'expires_at']),
+        .merge(['payload', 'grant_id', 'user_code', 'uid', 'expires_at', ...(device ? (['ip', 'user_agent', 'seen_at'] as const) : [])]),
     find: (model: string, id: string, now: Date) => findLive({ model, id }, now),
     findBy: (model: string, column: 'uid' | 'user_code', value: string, now: Date) =>
       findLive({ model, [column]: value }, now),
@@ -53,11 +79,10 @@ export function createOidcModelQueries(db: Database) {
     sessionsOf: async (accountId: string, now: Date) =>
       (
         await rows()
-          .where({ model: 'Session' })
-          .whereRaw("payload->>'accountId' = ?", [accountId])
+          .where({ account_id: accountId, model: 'Session' })
           .andWhere((w) => w.whereNull('expires_at').orWhere('expires_at', '>', now))
       )
-        .map((row) => ({ id: row.id, payload: row.payload }))
+        .map((row) => ({ id: row.id, uid: row.uid!, payload: row.payload, ip: row.ip, userAgent: row.user_agent, seenAt: row.seen_at }))
         .sort((a, b) => Number(b.payload.loginTs ?? 0) - Number(a.payload.loginTs ?? 0)),
     /**
      * Signs a user out: their sessions, and every grant (with its tokens) those sessions or the user hold, except
@@ -66,20 +91,44 @@ export function createOidcModelQueries(db: Database) {
     revokeAccount: (accountId: string, keepSessionId?: string) =>
       db.transaction(async (trx) => {
         const table = () => trx<ModelRow>('oidc_model_instances');
-        const kept = keepSessionId ? await table().where({ model: 'Session', id: keepSessionId }).first() : undefined;
-        const keptGrants = new Set(
-          Object.values((kept?.payload.authorizations ?? {}) as Record<string, { grantId?: string }>).map((a) => a.grantId),
-        );
-        const grants = (await table().where({ model: 'Grant' }).whereRaw("payload->>'accountId' = ?", [accountId]).select('id'))
+        const kept = keepSessionId ? await table().where({ model: 'Session', id: keepSessionId, account_id: accountId }).first() : undefined;
+        const keptGrants = new Set(grantIdsOf(kept));
+        const grants = (await table().where({ account_id: accountId, model: 'Grant' }).select('id'))
           .map((row) => row.id)
           .filter((id) => !keptGrants.has(id));
-        if (grants.length) {
-          await table().whereIn('grant_id', grants).delete();
-          await table().where({ model: 'Grant' }).whereIn('id', grants).delete();
-        }
-        const sessions = table().where({ model: 'Session' }).whereRaw("payload->>'accountId' = ?", [accountId]);
+        await deleteGrants(trx, accountId, grants);
+        const sessions = table().where({ account_id: accountId, model: 'Session' });
         if (keepSessionId) sessions.whereNot({ id: keepSessionId });
-        return sessions.delete();
+        return (await sessions.delete()) as number;
+      }),
+    /**
+     * Signs one session out (named by its stable uid) with the grants and tokens issued through it; returns whether
+     * the account had such a session. Scoped to the account, so another user's session id finds nothing.
+     */
+    signOutSession: (accountId: string, uid: string) =>
+      db.transaction(async (trx) => {
+        const session = await trx<ModelRow>('oidc_model_instances').where({ account_id: accountId, model: 'Session', uid }).first();
+        if (!session) return false;
+        await deleteGrants(trx, accountId, grantIdsOf(session));
+        await trx<ModelRow>('oidc_model_instances').where({ model: 'Session', id: session.id }).delete();
+        return true;
+      }),
+    /**
+     * Takes back everything a user gave one app: its grants with their tokens (refresh tokens included), and the
+     * sessions' record of having authorized it, so the next sign-in starts from no grant. Returns how many grants.
+     */
+    revokeClient: (accountId: string, clientId: string) =>
+      db.transaction(async (trx) => {
+        const grants = await trx<ModelRow>('oidc_model_instances')
+          .where({ account_id: accountId, model: 'Grant' })
+          .whereRaw("payload->>'clientId' = ?", [clientId])
+          .pluck('id');
+        await deleteGrants(trx, accountId, grants);
+        await trx<ModelRow>('oidc_model_instances')
+          .where({ account_id: accountId, model: 'Session' })
+          .whereRaw("payload->'authorizations'->? is not null", [clientId])
+          .update({ payload: trx.raw("payload #- array['authorizations', ?]::text[]", [clientId]) as unknown as Record<string, unknown> });
+        return grants.length;
       }),
     purgeExpired: (now: Date) => rows().where('expires_at', '<=', now).delete(),
   };

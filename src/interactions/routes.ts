@@ -10,6 +10,7 @@ import { AppError } from '../errors.js';
 import { pickLocale, type Locale } from '../i18n.js';
 import { acrFor, type MfaDecision, satisfies } from '../mfa/policy.js';
 import { type Method, type MfaService, RECOVERY_METHOD_ID } from '../mfa/service.js';
+import { rememberConsent } from '../oidc/consents.js';
 import type { ProviderHolder } from '../oidc/provider-holder.js';
 import { TOKEN_TTL } from '../oidc/provider.js';
 import type { PageRenderer } from '../render.js';
@@ -49,6 +50,9 @@ const enrolFormSchema = z.object({ code: z.string().max(64).default('') });
 /** A sign-in as stored: its step, and from the first verified password on, its one user. */
 type SignIn = { step: 'started' } | { step: StoredStep; row: SignInRow; user: UserRow };
 type BoundSignIn = Extract<SignIn, { row: SignInRow }>;
+
+const OIDC_SCOPES = new Set(['openid', 'email', 'profile', 'offline_access']);
+const requestedOidcScopes = (scope: unknown) => (typeof scope === 'string' ? scope.split(' ').filter((s) => OIDC_SCOPES.has(s)) : []);
 
 /**
  * The sign-in pages oidc-provider sends users to. Which request is allowed in which step is decided by the state
@@ -262,7 +266,8 @@ export function createInteractionRouter(deps: InteractionDeps) {
     if (prompt.name === 'consent') {
       return page(ctx, 'consent', locale, {
         clientName,
-        scopes: [...((prompt.details.missingOIDCScope as string[] | undefined) ?? [])],
+        // prompt=consent asks again for what was allowed before: the page then lists what the app asks for.
+        scopes: (prompt.details.missingOIDCScope as string[] | undefined)?.length ? (prompt.details.missingOIDCScope as string[]) : requestedOidcScopes(interaction.params.scope),
         // What the app asks of an API in the user's name (RFC 8707): each scope with the API it is for.
         resourceScopes: Object.entries((prompt.details.missingResourceScopes as Record<string, string[]> | undefined) ?? {}).flatMap(([resource, scopes]) => scopes.map((scope) => ({ resource, scope }))),
       });
@@ -482,6 +487,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
       grant.addResourceScope(resource, scopes.join(' '));
     }
     const grantId = await grant.save();
+    await rememberConsent(queries, grant);
     await finish(ctx, interaction, { consent: interaction.grantId ? {} : { grantId } }, true);
   });
 

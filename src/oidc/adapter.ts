@@ -1,9 +1,16 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import type { Queries } from '../db/index.js';
 import { orUnavailable } from '../koa-errors.js';
 import type { Clock } from '../security/clock.js';
 import type { ClientStore } from './clients.js';
+
+/**
+ * Where the request being served comes from. oidc-provider hands its adapter no request, yet a session saved is a
+ * session used: it is stored with this browser's address and user agent, which its owner sees on the account page.
+ */
+export const requestOrigin = new AsyncLocalStorage<{ ip: string; userAgent: string | null }>();
 
 /**
  * oidc-provider's storage on PostgreSQL. Clients come from the `clients` table (with their secret unsealed);
@@ -15,7 +22,9 @@ export function createAdapterClass(queries: Queries, clients: ClientStore, clock
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       const expiresAt = expiresIn ? new Date(clock.now().getTime() + expiresIn * 1000) : null;
-      await orUnavailable(queries.oidcModels.upsert(this.name, id, payload as Record<string, unknown>, expiresAt));
+      const origin = this.name === 'Session' ? requestOrigin.getStore() : undefined;
+      const device = origin && { ip: origin.ip, userAgent: origin.userAgent?.slice(0, 512) ?? null, at: clock.now() };
+      await orUnavailable(queries.oidcModels.upsert(this.name, id, payload as Record<string, unknown>, expiresAt, device));
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {

@@ -5,7 +5,8 @@ import { pickLocale } from '../i18n.js';
 import type { PageRenderer } from '../render.js';
 import type { Clock } from '../security/clock.js';
 import { claimsByScope, createFindAccount } from './account.js';
-import { createAdapterClass } from './adapter.js';
+import { createAdapterClass, requestOrigin } from './adapter.js';
+import { grantFromConsent } from './consents.js';
 import type { ClientStore } from './clients.js';
 import { ACR } from '../mfa/policy.js';
 import { CONSOLE_CLIENT_ID } from './console-client.js';
@@ -108,13 +109,15 @@ export function createProvider(deps: ProviderDeps): Provider {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
       policy: createInteractionPolicy(deps.needsSecondFactor),
     },
-    // Latchkey's own console and the apps an admin marked first party: their users are not asked to consent.
+    // The grant this session already holds for the app; else Latchkey's own console and the apps an admin marked
+    // first party, whose users are not asked to consent; else what the user allowed the app before, in any browser.
     loadExistingGrant: async (ctx) => {
       const client = ctx.oidc.client!;
       const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(client.clientId);
-      if (grantId) return ctx.oidc.provider.Grant.find(grantId);
+      const held = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
+      if (held) return held;
       const firstParty = client.clientId === CONSOLE_CLIENT_ID || client.metadata().first_party === true;
-      if (!firstParty) return undefined;
+      if (!firstParty) return grantFromConsent(ctx, deps.queries);
       const grant = new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: ctx.oidc.session!.accountId! });
       grant.addOIDCScope(client.clientId === CONSOLE_CLIENT_ID ? 'openid' : [...ctx.oidc.requestParamScopes].join(' '));
       if (client.clientId !== CONSOLE_CLIENT_ID) {
@@ -168,6 +171,7 @@ export function createProvider(deps: ProviderDeps): Provider {
 
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.trustProxy;
+  provider.use((ctx, next) => requestOrigin.run({ ip: ctx.ip, userAgent: ctx.get('user-agent') || null }, next));
   if (deps.onServerError) provider.on('server_error', deps.onServerError);
   return provider;
 }

@@ -48,7 +48,8 @@ describe('the account console', () => {
     const other = await consoleSignIn(server.url, user.email, user.password, '/account/sessions');
     const { agent, page } = await consoleSignIn(server.url, user.email, user.password, '/account/sessions');
     expect(page.html).toContain('This browser');
-    expect((page.html.match(/<tr><td>/g) ?? []).length).toBeGreaterThanOrEqual(3);
+    expect(page.html.match(/data-session=/g)).toHaveLength(2);
+    expect((page.html.match(/<tr><td>/g) ?? []).length).toBeGreaterThanOrEqual(2);
     const done = await agent.visit(`${server.url}/account/sessions/sign-out-others`, { form: { _csrf: csrfOf(page) } });
     expect(done.html).toContain('Your other sessions were signed out.');
     expect(await server.latchkey.queries.oidcModels.sessionsOf(user.id, new Date())).toHaveLength(1);
@@ -63,7 +64,7 @@ describe('the admin console by role', () => {
     const auditor = await aUser(server.latchkey, { roles: ['auditor'] });
     const { agent, page } = await consoleSignIn(server.url, auditor.email, auditor.password, '/admin/settings');
     expect(page.status).toBe(200);
-    expect(page.html).not.toContain('type="submit"');
+    expect(page.html.replace(/<form[^>]*action="\/account\/sign-out"[\s\S]*?<\/form>/, '')).not.toContain('type="submit"');
     const attempt = await agent.visit(`${server.url}/admin/settings/enforce-mfa`, { form: { _csrf: csrfOf(page), version: '0', enforce: 'on' } });
     expect(attempt.status).toBe(403);
     expect((await server.latchkey.mfa.readEnforcement()).value).toBe(false);

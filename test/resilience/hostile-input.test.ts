@@ -131,7 +131,7 @@ describe('forms', () => {
     const { agent, page } = await consoleSignIn(server.url, admin.email, admin.password, '/admin/users');
     const csrf = csrfOf(page);
     const forms = [
-      '/account/profile', '/account/password', '/account/sessions/sign-out-others', '/account/reauth', '/account/security/enrol/totp', '/account/security/preferred', '/account/security/remove', '/account/security/recovery-codes', '/account/security/disable', '/account/security/pin', '/account/security/pin/disable',
+      '/account/profile', '/account/password', '/account/sessions/sign-out-others', '/account/sessions/sign-out', '/account/apps/revoke', '/account/reauth', '/account/security/enrol/totp', '/account/security/preferred', '/account/security/remove', '/account/security/recovery-codes', '/account/security/disable', '/account/security/pin', '/account/security/pin/disable',
       '/admin/users/invite', `/admin/users/${fixtures.id}/status`, `/admin/users/${fixtures.id}/roles`, `/admin/users/${fixtures.id}/mfa-codes`, `/admin/users/${fixtures.id}/credentials`, `/admin/users/${fixtures.id}/reset-mfa`,
       '/admin/clients', `/admin/clients/${fixtures.clientId}/require-mfa`, '/admin/settings/lockout', '/admin/settings/password-policy', '/admin/settings/factors', '/admin/settings/enforce-mfa', '/admin/doors/import',
     ];
