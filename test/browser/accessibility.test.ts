@@ -52,6 +52,7 @@ const OVERFLOW = `(() => {
   if (document.documentElement.scrollWidth <= inner) return null;
   const wide = [...document.querySelectorAll('body *')]
     .filter((e) => e.getBoundingClientRect().right > inner + 1)
+    .filter((e) => { for (let up = e.parentElement; up; up = up.parentElement) if (getComputedStyle(up).overflowX !== 'visible') return false; return true; })
     .slice(0, 4)
     .map((e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (typeof e.className === 'string' && e.className ? '.' + e.className.trim().replace(/\\s+/g, '.') : ''));
   return document.documentElement.scrollWidth + ' > ' + inner + ' (' + wide.join(', ') + ')';
@@ -83,7 +84,7 @@ async function check(page: Page, name: string, language: Language, found: string
     const overflow = await page.evaluate<string | null>(OVERFLOW);
     if (overflow) found.push(`${where}: scrolls sideways, ${overflow}`);
     if (language.lang === 'ko') found.push(...(await page.evaluate<string[]>(ENGLISH_TEXT)).map((text) => `${where}: English on a Korean page: "${text}"`));
-    await page.screenshot({ path: artifactPath(`a11y-${name}-${language.lang}-${width}.jpeg`), fullPage: true, type: 'jpeg', quality: 80 });
+    await page.screenshot({ path: artifactPath(`a11y-${name}-${language.lang}-${width}.png`), fullPage: true });
   }
 }
 
