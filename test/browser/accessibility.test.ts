@@ -88,6 +88,39 @@ async function check(page: Page, name: string, language: Language, found: string
   }
 }
 
+const FOCUSED = `(() => {
+  const e = document.activeElement;
+  const style = getComputedStyle(e);
+  const box = e.getBoundingClientRect();
+  return { id: e.id, name: (e.textContent || e.getAttribute('aria-label') || '').trim(), outline: style.outlineStyle, width: parseFloat(style.outlineWidth), color: style.outlineColor, top: box.top };
+})()`;
+const luminance = (rgb: string) => {
+  const [r, g, b] = (rgb.match(/\d+(\.\d+)?/g) ?? []).slice(0, 3).map((c) => Number(c) / 255).map((c) => (c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+  return 0.2126 * r! + 0.7152 * g! + 0.0722 * b!;
+};
+const contrast = (a: string, b: string) => {
+  const [light, dark] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+  return (light! + 0.05) / (dark! + 0.05);
+};
+// The backgrounds a focused control can sit on: the card (white) and the page around it.
+const BACKGROUNDS = ['rgb(255, 255, 255)', 'rgb(243, 245, 248)'];
+
+/** The keyboard's view: the first Tab shows the skip link, which jumps to the content; every focus ring is 3:1 or more. */
+async function checkKeyboard(page: Page, name: string, language: Language, found: string[]) {
+  const where = `${name} (${language.lang})`;
+  await page.keyboard.press('Tab');
+  const skip = await page.evaluate<{ id: string; name: string; outline: string; width: number; color: string; top: number }>(FOCUSED);
+  if (skip.top < 0) found.push(`${where}: the skip link stays off screen when focused`);
+  await page.keyboard.press('Enter');
+  if ((await page.evaluate<{ id: string }>(FOCUSED)).id !== 'content') found.push(`${where}: the skip link does not reach the content`);
+  for (let i = 0; i < 3; i++) {
+    await page.keyboard.press('Tab');
+    const ring = await page.evaluate<{ id: string; name: string; outline: string; width: number; color: string; top: number }>(FOCUSED);
+    const worst = Math.min(...BACKGROUNDS.map((bg) => contrast(ring.color, bg)));
+    if (ring.outline === 'none' || ring.width < 2 || worst < 3) found.push(`${where}: focus ring on "${ring.name}" is ${ring.outline} ${ring.width}px ${ring.color} (${worst.toFixed(1)}:1)`);
+  }
+}
+
 /** Submits the form whose action ends with `action`, with `fields` filled in by name, and waits for the next page. */
 async function submit(page: Page, action: string, fields: Record<string, string> = {}) {
   const form = page.locator(`form[action$="${action}"]`).first();
@@ -145,6 +178,8 @@ describe('every page, in English and Korean, at 375 and 1280 px', () => {
 
     await page.goto(await authorizationUrl(plain));
     await check(page, 'login', language, found);
+    const icon = await page.request.get(`${server.url}/static/favicon.svg`);
+    if (icon.headers()['content-type'] !== 'image/svg+xml') found.push(`favicon: ${icon.status()} ${icon.headers()['content-type']}`);
     await submit(page, '/login', { email: user.email, password: 'not the password' });
     await check(page, 'login-failed', language, found);
     await submit(page, '/login', { email: user.email, password: user.password });
@@ -196,12 +231,18 @@ describe('every page, in English and Korean, at 375 and 1280 px', () => {
     await check(page, 'account-profile', language, found);
     await page.goto(`${server.url}/account/security`);
     await check(page, 'account-security', language, found);
+    await checkKeyboard(page, 'account-security', language, found);
+    // Buttons in a row of methods say which method they act on.
+    const remove = language.lang === 'en' ? 'Remove (Authenticator app)' : '삭제 (인증 앱)';
+    if ((await page.getByRole('button', { name: remove, exact: true }).count()) !== 1) found.push(`account-security (${language.lang}): no button named "${remove}"`);
     await page.goto(`${server.url}/account/sessions`);
     await check(page, 'account-sessions', language, found);
 
     await page.goto(`${server.url}/account/security`);
     await submit(page, '/account/security/enrol/totp');
     await check(page, 'account-reauth', language, found);
+    // A password manager knows whose password this is.
+    if ((await page.locator('form[action="/account/reauth"] input[autocomplete="username"]').inputValue()) !== user.email) found.push(`account-reauth (${language.lang}): no username for password managers`);
     await submit(page, '/account/reauth', { password: user.password });
     await submit(page, '/account/security/enrol/totp');
     await check(page, 'account-enrol-totp', language, found);
@@ -239,6 +280,8 @@ describe('every page, in English and Korean, at 375 and 1280 px', () => {
     page.on('dialog', (dialog) => void dialog.accept());
     await consoleSignIn(page, '/admin/users', admin);
     await check(page, 'admin-users', language, found);
+    const current = await page.locator('nav a[aria-current="page"]').evaluateAll((links) => links.map((a) => a.getAttribute('href')));
+    if (current.join() !== '/admin/users') found.push(`admin-users (${language.lang}): the nav marks ${current.join() || 'nothing'} as the current page`);
     await page.goto(`${server.url}/admin/users/${person.id}`);
     await check(page, 'admin-user', language, found);
     await page.goto(`${server.url}/admin/users/${person.id}/reset-mfa`);
