@@ -143,6 +143,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
     // @simplewebauthn/browser, served from our own origin (script-src 'self'): no third party sees our sign-ins.
     '/static/webauthn.js': { type: 'js', body: fs.readFileSync(path.join(PROJECT_ROOT, 'node_modules', '@simplewebauthn', 'browser', 'dist', 'bundle', 'index.umd.min.js')) },
     '/static/doors.js': { type: 'js', body: fs.readFileSync(path.join(VIEWS_DIR, 'static', 'doors.js')) },
+    '/static/favicon.svg': { type: 'svg', body: fs.readFileSync(path.join(VIEWS_DIR, 'static', 'favicon.svg')) },
   };
   app.use(requestLog(logger));
   app.use(metrics.httpLatency());

@@ -36,6 +36,9 @@ const rowSchema = z.object({
 export interface RowProblem {
   line: number;
   field?: string;
+  /** Stable: the console words it in the reader's language (`admin.import.reason.<code>`, with `vars`). */
+  code: string;
+  vars?: Record<string, string | number>;
   reason: string;
 }
 
@@ -72,28 +75,28 @@ export async function importAccessCsv(
     records = parse(text, { relax_column_count: true, skip_empty_lines: true, trim: true, bom: true }) as string[][];
   } catch (error) {
     const line = (error as { lines?: number }).lines ?? 1;
-    return { ok: false, rows: 0, problems: [{ line, reason: `unreadable CSV: ${(error as Error).message.split(':')[0]}` }], created: { users: 0, credentials: 0, codes: 0 }, deleted: { credentials: 0, codes: 0 } };
+    return { ok: false, rows: 0, problems: [{ line, code: 'unreadable', reason: `unreadable CSV: ${(error as Error).message.split(':')[0]}` }], created: { users: 0, credentials: 0, codes: 0 }, deleted: { credentials: 0, codes: 0 } };
   }
   const [header, ...rows] = records;
   const columns: readonly string[] = header?.length === CSV_COLUMNS.length + 1 ? [...CSV_COLUMNS, ACTION_COLUMN] : CSV_COLUMNS;
   if (!header || header.join(',').toLowerCase() !== columns.join(',')) {
-    return { ok: false, rows: 0, problems: [{ line: 1, reason: `the first line must be ${CSV_COLUMNS.join(',')} (and optionally ,${ACTION_COLUMN})` }], created: { users: 0, credentials: 0, codes: 0 }, deleted: { credentials: 0, codes: 0 } };
+    return { ok: false, rows: 0, problems: [{ line: 1, code: 'header', vars: { columns: CSV_COLUMNS.join(','), optional: ACTION_COLUMN }, reason: `the first line must be ${CSV_COLUMNS.join(',')} (and optionally ,${ACTION_COLUMN})` }], created: { users: 0, credentials: 0, codes: 0 }, deleted: { credentials: 0, codes: 0 } };
   }
-  if (rows.length > MAX_ROWS) return { ok: false, rows: rows.length, problems: [{ line: 1, reason: `at most ${MAX_ROWS} rows per file` }], created: { users: 0, credentials: 0, codes: 0 }, deleted: { credentials: 0, codes: 0 } };
+  if (rows.length > MAX_ROWS) return { ok: false, rows: rows.length, problems: [{ line: 1, code: 'too_many_rows', vars: { max: MAX_ROWS }, reason: `at most ${MAX_ROWS} rows per file` }], created: { users: 0, credentials: 0, codes: 0 }, deleted: { credentials: 0, codes: 0 } };
 
   const parsed: Array<{ line: number; row: z.infer<typeof rowSchema> }> = [];
   rows.forEach((cells, index) => {
     const line = index + 2;
-    if (cells.length !== columns.length) return problems.push({ line, reason: `expected ${columns.length} columns, found ${cells.length}` });
+    if (cells.length !== columns.length) return problems.push({ line, code: 'column_count', vars: { expected: columns.length, found: cells.length }, reason: `expected ${columns.length} columns, found ${cells.length}` });
     const result = rowSchema.safeParse(Object.fromEntries(columns.map((c, i) => [c, fromCsvCell(cells[i]!)])));
     if (!result.success) {
       const issue = result.error.issues[0]!;
-      return problems.push({ line, field: String(issue.path[0]), reason: issue.message });
+      return problems.push({ line, field: String(issue.path[0]), code: `invalid_${String(issue.path[0])}`, vars: { kinds: KINDS.join(', ') }, reason: issue.message });
     }
     const { kind, value } = result.data;
     const check = kind.endsWith('_code') ? accessCodeSchema.safeParse(value) : credentialSchema.shape.identifier.safeParse(value);
-    if (!check.success) return problems.push({ line, field: 'value', reason: check.error.issues[0]!.message });
-    if (kind === 'entry_code' && result.data.action === 'add' && isTrivialCode(value)) return problems.push({ line, field: 'value', reason: 'entry code too easy to guess (like 0000 or 1234)' });
+    if (!check.success) return problems.push({ line, field: 'value', code: kind.endsWith('_code') ? 'invalid_code' : 'invalid_identifier', reason: check.error.issues[0]!.message });
+    if (kind === 'entry_code' && result.data.action === 'add' && isTrivialCode(value)) return problems.push({ line, field: 'value', code: 'trivial_entry_code', reason: 'entry code too easy to guess (like 0000 or 1234)' });
     parsed.push({ line, row: result.data });
   });
 
@@ -107,9 +110,9 @@ export async function importAccessCsv(
   const userIdOf = (email: string) => existingUsers.get(email.toLowerCase())?.id ?? newUserIds.get(email.toLowerCase())!;
   const owned = parsed.filter(({ line, row }) => {
     const user = existingUsers.get(row.email.toLowerCase());
-    if (!user && row.action === 'delete') return !problems.push({ line, field: 'email', reason: 'no user with this email' });
-    if (!user && !rights.mayCreateUsers) return !problems.push({ line, field: 'email', reason: 'no user with this email (only a user admin may create users)' });
-    if (user && user.roles.length > 0 && !rights.mayManageAdmins) return !problems.push({ line, field: 'email', reason: 'only a super admin manages the codes and credentials of users who hold admin roles' });
+    if (!user && row.action === 'delete') return !problems.push({ line, field: 'email', code: 'no_user', reason: 'no user with this email' });
+    if (!user && !rights.mayCreateUsers) return !problems.push({ line, field: 'email', code: 'no_user_may_not_create', reason: 'no user with this email (only a user admin may create users)' });
+    if (user && user.roles.length > 0 && !rights.mayManageAdmins) return !problems.push({ line, field: 'email', code: 'admin_holder', reason: 'only a super admin manages the codes and credentials of users who hold admin roles' });
     if (!user && !newUserIds.has(row.email.toLowerCase())) newUserIds.set(row.email.toLowerCase(), crypto.randomUUID());
     return true;
   });
@@ -128,7 +131,7 @@ export async function importAccessCsv(
     }
     const userId = userIdOf(row.email);
     if (!row.kind.endsWith('_code')) {
-      if (storedCredentials.get(row.value) !== userId) problems.push({ line, field: 'value', reason: 'this user holds no such credential' });
+      if (storedCredentials.get(row.value) !== userId) problems.push({ line, field: 'value', code: 'no_such_credential', reason: 'this user holds no such credential' });
       else if (!removals.credentials.some((c) => c.identifier === row.value)) {
         removals.credentials.push({ user_id: userId, identifier: row.value });
         storedCredentials.delete(row.value);
@@ -137,7 +140,7 @@ export async function importAccessCsv(
     }
     const kind = row.kind === 'entry_code' ? ('entry' as const) : ('mfa' as const);
     const code_lookup = deps.lookup(row.value);
-    if (!(await deps.queries.access.findUserCode(userId, code_lookup, kind))) problems.push({ line, field: 'value', reason: `this user has no such ${kind === 'entry' ? 'entry' : 'MFA'} code` });
+    if (!(await deps.queries.access.findUserCode(userId, code_lookup, kind))) problems.push({ line, field: 'value', code: kind === 'entry' ? 'no_such_entry_code' : 'no_such_mfa_code', reason: `this user has no such ${kind === 'entry' ? 'entry' : 'MFA'} code` });
     else if (!removals.codes.some((c) => c.user_id === userId && c.kind === kind && c.code_lookup === code_lookup)) {
       removals.codes.push({ user_id: userId, kind, code_lookup });
       if (kind === 'entry') storedEntries.delete(code_lookup);
@@ -151,15 +154,15 @@ export async function importAccessCsv(
   const good = additions.filter(({ line, row }) => {
     const userId = userIdOf(row.email);
     if (!row.kind.endsWith('_code')) {
-      if (seenCredentials.has(row.value)) return !problems.push({ line, field: 'value', reason: `the same credential is on line ${seenCredentials.get(row.value)}` });
+      if (seenCredentials.has(row.value)) return !problems.push({ line, field: 'value', code: 'duplicate_credential', vars: { line: seenCredentials.get(row.value)! }, reason: `the same credential is on line ${seenCredentials.get(row.value)}` });
       const owner = storedCredentials.get(row.value);
-      if (owner && owner !== userId) return !problems.push({ line, field: 'value', reason: 'this credential belongs to another user' });
+      if (owner && owner !== userId) return !problems.push({ line, field: 'value', code: 'credential_taken', reason: 'this credential belongs to another user' });
       seenCredentials.set(row.value, line);
     } else if (row.kind === 'entry_code') {
       const key = deps.lookup(row.value);
       const owner = storedEntries.get(key) ?? seenEntries.get(key);
-      if (owner && owner !== userId) return !problems.push({ line, field: 'value', reason: 'another user has this entry code' });
-      if (entryPerUser.has(userId)) return !problems.push({ line, field: 'kind', reason: `a user has one entry code (also on line ${entryPerUser.get(userId)})` });
+      if (owner && owner !== userId) return !problems.push({ line, field: 'value', code: 'entry_code_taken', reason: 'another user has this entry code' });
+      if (entryPerUser.has(userId)) return !problems.push({ line, field: 'kind', code: 'one_entry_code', vars: { line: entryPerUser.get(userId)! }, reason: `a user has one entry code (also on line ${entryPerUser.get(userId)})` });
       seenEntries.set(key, userId);
       entryPerUser.set(userId, line);
     }

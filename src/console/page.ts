@@ -28,6 +28,7 @@ export function createConsolePage(renderer: PageRenderer, defaultLocale: Locale)
       ...data,
       csrf: ctx.state.csrf,
       timeZone,
+      path: ctx.path,
       me: { email: user.email, name: user.name, roles: user.roles, isAdmin: user.roles.length > 0 },
     });
   };

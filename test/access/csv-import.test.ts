@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { loadCatalogues } from '../../src/i18n.js';
+import { VIEWS_DIR } from '../../src/paths.js';
 import { anAdmin, apiClient } from '../helpers/admin-api.js';
 import { aUser } from '../helpers/factories.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -42,12 +44,15 @@ test('a file mixing good and bad rows: the dry run names each bad line, and the 
   const before = await counts();
   const dry = await upload(csv, true);
   expect(dry.status).toBe(422);
-  const problems = dry.json.problems as Array<{ line: number; field?: string; reason: string }>;
+  const problems = dry.json.problems as Array<{ line: number; field?: string; code: string; reason: string }>;
   expect(problems.map((p) => p.line)).toEqual([4, 5, 6, 7, 8, 9, 10, 11, 13]);
   expect(problems.find((p) => p.line === 4)).toMatchObject({ field: 'value', reason: 'a code has at least 4 digits' });
   expect(problems.find((p) => p.line === 5)).toMatchObject({ field: 'email' });
   expect(problems.find((p) => p.line === 8)!.reason).toContain('line 2');
   expect(problems.find((p) => p.line === 11)!.reason).toContain('expected 4 columns');
+  // The console words each reason in the reader's language (the API keeps its English `reason`).
+  const catalogues = loadCatalogues(VIEWS_DIR);
+  expect(problems.filter((p) => !catalogues.en[`admin.import.reason.${p.code}`] || !catalogues.ko[`admin.import.reason.${p.code}`])).toEqual([]);
 
   const commit = await upload(csv, false);
   expect(commit.status).toBe(422);
@@ -96,7 +101,7 @@ test('a credential manager may not create users through the import: the lines ar
   const before = await counts();
   const report = await api('POST', '/api/admin/access/import?dry_run=false', credentialManager, csv, { 'content-type': 'text/csv' });
   expect(report.status).toBe(422);
-  expect(report.json.problems).toEqual([{ line: 3, field: 'email', reason: expect.stringContaining('no user with this email') }]);
+  expect(report.json.problems).toEqual([{ line: 3, field: 'email', code: 'no_user_may_not_create', reason: expect.stringContaining('no user with this email') }]);
   expect(await counts()).toEqual(before);
   // Without the new user's line the file goes in.
   const known2 = await api('POST', '/api/admin/access/import?dry_run=false', credentialManager, `email,name,kind,value\n${known.email},K,card,CM-1\n`, { 'content-type': 'text/csv' });

@@ -86,8 +86,10 @@ export class BrowserAgent {
 
   /** Submits the page's form whose action ends with `actionSuffix`, with its hidden fields and the given ones. */
   async submit(page: Page, actionSuffix: string, fields: Record<string, string> = {}): Promise<Page> {
-    const forms = [...page.html.matchAll(/<form[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/g)];
-    const form = forms.find(([, action]) => action!.endsWith(actionSuffix));
+    const formsIn = (html: string) => [...html.matchAll(/<form[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/g)];
+    // The page's own forms first: the layout's header carries a sign-out form on every console page.
+    const main = page.html.indexOf('<main');
+    const form = [...(main >= 0 ? formsIn(page.html.slice(main)) : []), ...formsIn(page.html)].find(([, action]) => action!.endsWith(actionSuffix));
     if (!form) throw new Error(`no form ending in ${actionSuffix} on ${page.url}:\n${page.html.slice(0, 2000)}`);
     const hidden = Object.fromEntries(
       [...form[2]!.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)].map(([, n, v]) => [n!, decodeEntities(v!)]),
