@@ -282,3 +282,27 @@ describe('the page the mail links to', () => {
     expect(done.html).toContain('href="/account"');
   });
 });
+
+describe('timing', () => {
+  test('the answer does not wait for the mail server: an existing account answers as fast as a missing one', async () => {
+    let release!: () => void;
+    const stuck = new Promise<void>((resolve) => (release = resolve));
+    const attempted: string[] = [];
+    const slow = await startTestServer({ emailSender: { send: async (message) => { attempted.push(message.to); await stuck; } } });
+    try {
+      const user = await aUser(slow.latchkey);
+      const agent = new BrowserAgent(APP_ORIGIN);
+      const form = await agent.visit(`${slow.url}/password-reset`);
+      // The mail server never answers while this request is made: it still gets the same page as any other.
+      const sent = await agent.submit(form, '/password-reset', { email: user.email });
+      expect(sent.status).toBe(200);
+      expect(sent.html).toContain('If an account exists for this address, we sent it a code');
+      // ...and the code was on its way all the same.
+      for (const deadline = Date.now() + 10_000; attempted.length === 0 && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(attempted).toEqual([user.email]);
+    } finally {
+      release();
+      await slow.close();
+    }
+  });
+});
