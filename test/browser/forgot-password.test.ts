@@ -1,0 +1,94 @@
+import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import * as oidc from 'openid-client';
+import type { Browser } from 'playwright-core';
+import { artifactPath, launchChromium } from '../helpers/chromium.js';
+import { aClient, APP_ORIGIN, aUser, CALLBACK } from '../helpers/factories.js';
+import { enrolTotp, steppingClock } from '../helpers/mfa.js';
+import { referenceTotp } from '../helpers/reference-totp.js';
+import { relyingParty } from '../helpers/relying-party.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startSmtpServer } from '../helpers/smtp.js';
+
+const clock = steppingClock();
+let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
+let server: TestServer;
+let browser: Browser;
+beforeAll(async () => {
+  smtp = await startSmtpServer();
+  server = await startTestServer({ clock, env: { LATCHKEY_SMTP_URL: smtp.url } });
+  browser = await launchChromium();
+});
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+  await smtp?.close();
+});
+
+const NEW_PASSWORD = 'remembered at last, a long one';
+
+test('forgot password: a code from the mail, a new password, back to the app, and the second factor still asked', async () => {
+  const user = await aUser(server.latchkey, { name: 'Forgetful Fiona' });
+  const { secret } = await enrolTotp(server.latchkey, user, clock);
+  const client = await aClient(server.latchkey);
+  const config = await relyingParty(server.url, client.clientId, client.clientSecret);
+  const verifier = oidc.randomPKCECodeVerifier();
+  const authUrl = oidc.buildAuthorizationUrl(config, { redirect_uri: CALLBACK, scope: 'openid email', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: 'forgot' });
+
+  const context = await browser.newContext({ locale: 'en-GB' });
+  let callback = '';
+  await context.route(`${APP_ORIGIN}**`, async (route) => {
+    callback = route.request().url();
+    await route.fulfill({ body: 'signed in', contentType: 'text/plain' });
+  });
+  const page = await context.newPage();
+  await page.goto(authUrl.toString());
+  await page.getByRole('link', { name: 'Forgot your password?' }).click();
+  await page.getByLabel('Email').fill(user.email);
+  await page.screenshot({ path: artifactPath('forgot-password-request-en.png'), fullPage: true });
+  await page.getByRole('button', { name: 'Send me a code' }).click();
+  await page.getByText('If an account exists for this address, we sent it a code').waitFor();
+
+  // The first mail to the user was the notice of their new authenticator: the reset code follows it.
+  let mail = smtp.messages.find((m) => m.subject === 'Reset your Latchkey password');
+  for (const deadline = Date.now() + 15_000; !mail && Date.now() < deadline; mail = smtp.messages.find((m) => m.subject === 'Reset your Latchkey password')) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const code = /^\s+(\d{8})$/m.exec(mail?.text ?? '')![1]!;
+  await page.getByLabel('Code from the email').fill(code);
+  await page.getByLabel('New password', { exact: true }).fill(NEW_PASSWORD);
+  await page.getByLabel('New password again').fill(NEW_PASSWORD);
+  await page.screenshot({ path: artifactPath('forgot-password-code-en.png'), fullPage: true });
+  await page.getByRole('button', { name: 'Set new password' }).click();
+
+  // The same sign-in, on its login page: the new password, then the second factor as always.
+  await page.getByText('Your password was changed. Sign in with your new password.').waitFor();
+  await page.getByLabel('Email').fill(user.email);
+  await page.getByLabel('Password').fill(NEW_PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  clock.nextStep();
+  await page.getByLabel('Code').fill(referenceTotp(secret, clock.now()));
+  await page.getByRole('button', { name: 'Verify' }).click();
+  const consent = page.getByRole('button', { name: 'Allow' });
+  await consent.waitFor({ timeout: 5000 }).then(() => consent.click(), () => undefined);
+  await page.waitForURL(`${CALLBACK}**`);
+  const tokens = await oidc.authorizationCodeGrant(config, new URL(callback), { pkceCodeVerifier: verifier, expectedState: 'forgot' });
+  expect(tokens.claims()!.amr).toEqual(expect.arrayContaining(['pwd', 'otp']));
+  await context.close();
+});
+
+test('the forgot password pages in Korean', async () => {
+  const client = await aClient(server.latchkey);
+  const config = await relyingParty(server.url, client.clientId, client.clientSecret);
+  const context = await browser.newContext({ locale: 'ko-KR', extraHTTPHeaders: { 'accept-language': 'ko-KR,ko;q=0.9' } });
+  const page = await context.newPage();
+  const url = oidc.buildAuthorizationUrl(config, { redirect_uri: CALLBACK, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256' });
+  await page.goto(url.toString());
+  await page.getByRole('link', { name: '비밀번호를 잊으셨나요?' }).click();
+  expect(await page.getByRole('heading').first().innerText()).toBe('비밀번호 재설정');
+  await page.screenshot({ path: artifactPath('forgot-password-request-ko.png'), fullPage: true });
+  await page.getByLabel('이메일').fill('nobody@example.test');
+  await page.getByRole('button', { name: '코드 받기' }).click();
+  await page.getByText('이 주소로 된 계정이 있으면 코드를 보냈습니다').waitFor();
+  await page.screenshot({ path: artifactPath('forgot-password-code-ko.png'), fullPage: true });
+  await context.close();
+});
