@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import * as oidc from 'openid-client';
 import type { Browser } from 'playwright-core';
 import { artifactPath, launchChromium } from '../helpers/chromium.js';
-import { aClient, APP_ORIGIN, aUser, CALLBACK } from '../helpers/factories.js';
+import { appSignIn } from '../helpers/browser-app.js';
+import { aUser } from '../helpers/factories.js';
 import { enrolTotp, steppingClock } from '../helpers/mfa.js';
 import { referenceTotp } from '../helpers/reference-totp.js';
-import { relyingParty } from '../helpers/relying-party.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { startSmtpServer } from '../helpers/smtp.js';
 
@@ -29,19 +28,8 @@ const NEW_PASSWORD = 'remembered at last, a long one';
 test('forgot password: a code from the mail, a new password, back to the app, and the second factor still asked', async () => {
   const user = await aUser(server.latchkey, { name: 'Forgetful Fiona' });
   const { secret } = await enrolTotp(server.latchkey, user, clock);
-  const client = await aClient(server.latchkey);
-  const config = await relyingParty(server.url, client.clientId, client.clientSecret);
-  const verifier = oidc.randomPKCECodeVerifier();
-  const authUrl = oidc.buildAuthorizationUrl(config, { redirect_uri: CALLBACK, scope: 'openid email', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: 'forgot' });
-
-  const context = await browser.newContext({ locale: 'en-GB' });
-  let callback = '';
-  await context.route(`${APP_ORIGIN}**`, async (route) => {
-    callback = route.request().url();
-    await route.fulfill({ body: 'signed in', contentType: 'text/plain' });
-  });
-  const page = await context.newPage();
-  await page.goto(authUrl.toString());
+  const app = await appSignIn(browser, server.latchkey, server.url, { locale: 'en-GB' });
+  const { page } = app;
   await page.getByRole('link', { name: 'Forgot your password?' }).click();
   await page.getByLabel('Email').fill(user.email);
   await page.screenshot({ path: artifactPath('forgot-password-request-en.png'), fullPage: true });
@@ -62,27 +50,16 @@ test('forgot password: a code from the mail, a new password, back to the app, an
 
   // The same sign-in, on its login page: the new password, then the second factor as always.
   await page.getByText('Your password was changed. Sign in with your new password.').waitFor();
-  await page.getByLabel('Email').fill(user.email);
-  await page.getByLabel('Password').fill(NEW_PASSWORD);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  clock.nextStep();
-  await page.getByLabel('Code').fill(referenceTotp(secret, clock.now()));
-  await page.getByRole('button', { name: 'Verify' }).click();
-  const consent = page.getByRole('button', { name: 'Allow' });
-  await consent.waitFor({ timeout: 5000 }).then(() => consent.click(), () => undefined);
-  await page.waitForURL(`${CALLBACK}**`);
-  const tokens = await oidc.authorizationCodeGrant(config, new URL(callback), { pkceCodeVerifier: verifier, expectedState: 'forgot' });
+  const tokens = await app.passwordAndTotp(user.email, NEW_PASSWORD, () => {
+    clock.nextStep();
+    return referenceTotp(secret, clock.now());
+  });
   expect(tokens.claims()!.amr).toEqual(expect.arrayContaining(['pwd', 'otp']));
-  await context.close();
+  await app.context.close();
 });
 
 test('the forgot password pages in Korean', async () => {
-  const client = await aClient(server.latchkey);
-  const config = await relyingParty(server.url, client.clientId, client.clientSecret);
-  const context = await browser.newContext({ locale: 'ko-KR', extraHTTPHeaders: { 'accept-language': 'ko-KR,ko;q=0.9' } });
-  const page = await context.newPage();
-  const url = oidc.buildAuthorizationUrl(config, { redirect_uri: CALLBACK, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256' });
-  await page.goto(url.toString());
+  const { context, page } = await appSignIn(browser, server.latchkey, server.url, { locale: 'ko-KR', extraHTTPHeaders: { 'accept-language': 'ko-KR,ko;q=0.9' } });
   await page.getByRole('link', { name: '비밀번호를 잊으셨나요?' }).click();
   expect(await page.getByRole('heading').first().innerText()).toBe('비밀번호 재설정');
   await page.screenshot({ path: artifactPath('forgot-password-request-ko.png'), fullPage: true });

@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import type { PasswordResets } from '../../account/password-reset.js';
-import { AppError } from '../../errors.js';
 import { newPasswordSchema } from '../../security/password-policy.js';
 import { assertMayManage, type PeopleDeps, resetPassword } from '../users.js';
 import { actorOf, idParams, PEOPLE_ADMINS } from './common.js';
 import { operation } from './operation.js';
+import { userFinder } from './users.js';
 
 export interface PasswordResetOperationDeps extends PeopleDeps {
   passwordResets: PasswordResets;
@@ -16,11 +16,7 @@ const temporaryPasswordSchema = z
 
 /** An admin helping someone who forgot their password: the user's own reset by email, or a temporary password. */
 export function passwordResetOperations(deps: PasswordResetOperationDeps) {
-  const find = async (id: string) => {
-    const user = await deps.queries.users.findById(id);
-    if (!user) throw new AppError(404, 'user_not_found', 'no such user', 'id');
-    return user;
-  };
+  const find = userFinder(deps.queries);
   const tag = 'users';
   return [
     operation({
