@@ -114,10 +114,16 @@ export function createPasswordResets(deps: PasswordResetDeps) {
         return { ok: true };
       }
       await audit('password_reset.request', 'success', by, user.id, { email: address });
-      issue(user, localeFor(user), by).then(
-        () => audit('password_reset.code_sent', 'success', by, user.id),
-        (error: unknown) => deps.onDeliveryFailure(error, user.id),
-      );
+      const deliver = async () => {
+        try {
+          await issue(user, localeFor(user), by);
+        } catch (error) {
+          deps.onDeliveryFailure(error, user.id);
+          return audit('password_reset.code_sent', 'failure', by, user.id, { reason: 'delivery_failed' });
+        }
+        return audit('password_reset.code_sent', 'success', by, user.id);
+      };
+      deliver().catch((error: unknown) => deps.onDeliveryFailure(error, user.id));
       return { ok: true };
     },
 
@@ -177,7 +183,9 @@ export function createPasswordResets(deps: PasswordResetDeps) {
       await reservation.succeeded();
       await queries.throttle.clear(accountGuessKey(user.email));
       const sessions = await queries.oidcModels.revokeAccount(user.id);
-      await audit('password_reset.complete', 'success', by, user.id, { sessions });
+      // A sign-in someone has taken past the old password (waiting at its second factor) ends too.
+      const signIns = await queries.signIns.endAllOf(user.id);
+      await audit('password_reset.complete', 'success', by, user.id, { sessions, sign_ins: signIns });
       await deps.notifier.notify(user, 'password_changed');
       return { ok: true, user };
     },

@@ -253,6 +253,7 @@ export async function resetPassword(deps: PeopleDeps, user: UserRow, given: stri
   await deps.queries.passwordResets.voidAll(user.id, deps.clock.now());
   await deps.queries.throttle.clear(accountGuessKey(user.email));
   const sessions = await deps.queries.oidcModels.revokeAccount(user.id);
+  await deps.queries.signIns.endAllOf(user.id);
   await audit(deps, 'user.password_reset', user.id, by, { generated: given === undefined, sessions });
   await deps.notifier.notify(user, 'password_changed');
   return { generatedPassword: given === undefined ? password : undefined };

@@ -239,6 +239,24 @@ describe('forgot password, from an app’s sign-in page', () => {
     expect((await login.agent.visit(`${forgot}/code`, { form: { _csrf: csrf, email: user.email, code: '12345678', password: NEW_PASSWORD, password_again: NEW_PASSWORD } })).status).toBe(400);
     expect(resetMails(user.email)).toHaveLength(0);
   });
+
+  test('a reset ends a sign-in someone took past the old password: its second factor no longer finishes it', async () => {
+    const user = await aUser(server.latchkey);
+    const { secret } = await enrolTotp(server.latchkey, user, clock);
+    const login = await startLogin(config);
+    const mfaPage = await signInWithPassword(login, user.email, user.password);
+    expect(mfaPage.html).toContain('/mfa"');
+
+    const owner = new BrowserAgent(APP_ORIGIN);
+    const asked = await owner.submit(await owner.visit(`${server.url}/password-reset`), '/password-reset', { email: user.email });
+    const code = codeIn(await resetMailTo(user.email));
+    expect((await owner.submit(asked, '/password-reset/code', { email: user.email, code, password: NEW_PASSWORD, password_again: NEW_PASSWORD })).url).toBe(`${server.url}/password-reset/done`);
+
+    clock.advance(30);
+    const late = await login.agent.submit(mfaPage, '/mfa', { code: referenceTotp(secret, clock.now()) });
+    expect(late.status).toBe(400);
+    expect(late.url).not.toContain('callback');
+  });
 });
 
 describe('the page the mail links to', () => {
