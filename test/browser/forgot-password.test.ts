@@ -69,3 +69,29 @@ test('the forgot password pages in Korean', async () => {
   await page.screenshot({ path: artifactPath('forgot-password-code-ko.png'), fullPage: true });
   await context.close();
 });
+
+test('an admin edits a user: a taken address stays on the form with its error, then a reset code is mailed', async () => {
+  const admin = await aUser(server.latchkey, { roles: ['super_admin'], name: 'Ada Admin' });
+  const user = await aUser(server.latchkey, { name: 'Forgetful Fred' });
+  const other = await aUser(server.latchkey);
+  for (const [locale, labels] of [
+    ['en-GB', { email: 'Email', password: 'Password', submit: 'Sign in', save: 'Save name and email', send: 'Email a reset code' }],
+    ['ko-KR', { email: '이메일', password: '비밀번호', submit: '로그인', save: '이름과 이메일 저장', send: '재설정 코드 이메일로 보내기' }],
+  ] as const) {
+    const context = await browser.newContext({ locale, extraHTTPHeaders: { 'accept-language': locale } });
+    const page = await context.newPage();
+    await page.goto(`${server.url}/admin/users/${user.id}`);
+    await page.getByLabel(labels.email).fill(admin.email);
+    await page.getByLabel(labels.password).fill(admin.password);
+    await page.getByRole('button', { name: labels.submit }).click();
+    await page.locator('#user-edit-email').fill(other.email);
+    await page.getByRole('button', { name: labels.save }).click();
+    await page.locator('#user-edit-email[aria-invalid="true"]').waitFor();
+    expect(await page.locator('#user-edit-email').inputValue()).toBe(other.email);
+    await page.screenshot({ path: artifactPath(`admin-user-edit-error-${locale.slice(0, 2)}.png`), fullPage: true });
+    await page.getByRole('button', { name: labels.send }).click();
+    await page.waitForURL(/notice=reset_sent/);
+    await context.close();
+  }
+  expect(smtp.messages.filter((m) => m.subject === 'Reset your Latchkey password' && m.text?.includes('An administrator'))).toHaveLength(2);
+});
