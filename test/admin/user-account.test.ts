@@ -56,6 +56,14 @@ describe("an admin edits a user's name and email", () => {
     expect((await server.latchkey.queries.users.findById(user.id))!.email).toBe(moved);
   });
 
+  test('20 users moved to one address at once: one gets it, the rest are the email field’s 409, none a 500', async () => {
+    const users = await Promise.all(Array.from({ length: 20 }, () => aUser(server.latchkey)));
+    const target = `contested-${users[0]!.id.slice(0, 8)}@example.test`;
+    const answers = await Promise.all(users.map((u, i) => api('PATCH', `/api/admin/users/${u.id}`, superAdmin.token, { email: i % 2 ? target.toUpperCase() : target })));
+    expect(answers.map((a) => a.status).sort()).toEqual([200, ...Array(19).fill(409)]);
+    expect(answers.filter((a) => a.status === 409).every((a) => a.json.field === 'email')).toBe(true);
+  });
+
   test('in the console: a taken address comes back on the form, with what was typed', async () => {
     const user = await aUser(server.latchkey, { name: 'Console Person' });
     const other = await aUser(server.latchkey);
