@@ -12,6 +12,7 @@ import * as doorsAdmin from './010-doors-admin.js';
 import * as doorDecisions from './011-door-decisions.js';
 import * as apiResources from './012-api-resources.js';
 import * as mustChangePassword from './013-must-change-password.js';
+import * as passwordReset from './016-password-reset.js';
 import * as sessions from './017-sessions.js';
 
 interface Migration {
@@ -34,5 +35,6 @@ export const migrations: ReadonlyArray<readonly [name: string, migration: Migrat
   ['011-door-decisions', doorDecisions],
   ['012-api-resources', apiResources],
   ['013-must-change-password', mustChangePassword],
+  ['016-password-reset', passwordReset],
   ['017-sessions', sessions],
 ];

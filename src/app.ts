@@ -21,7 +21,7 @@ import { createPageRenderer } from './render.js';
 import { type Clock, systemClock } from './security/clock.js';
 import { securityHeaders } from './security/koa-security-headers.js';
 import { createPasswordHasher } from './security/passwords.js';
-import { accessCodeLookupKey, createSecretBox, recoveryCodeHashKey, sentCodeHashKey } from './security/secret-box.js';
+import { accessCodeLookupKey, createSecretBox, deriveKey, recoveryCodeHashKey, sentCodeHashKey } from './security/secret-box.js';
 import { createThrottle } from './security/throttle.js';
 import { createTotpFactor } from './mfa/factors/totp/index.js';
 import { createSmsFactor } from './mfa/factors/sms/index.js';
@@ -37,6 +37,8 @@ import { ensureConsoleClient, CONSOLE_CALLBACK_PATH } from './oidc/console-clien
 import { createConsoleSession } from './console/koa-console-session.js';
 import { createSessionsRouters } from './account/sessions-routes.js';
 import { createAccountRouter } from './account/routes.js';
+import { createPasswordResets } from './account/password-reset.js';
+import { createPasswordResetRouter } from './account/password-reset-routes.js';
 import { createInvitationRouter } from './account/invitation.js';
 import { createAdminRouter } from './admin/routes.js';
 import { createAccessService } from './access/service.js';
@@ -194,7 +196,16 @@ export async function createLatchkey(options: LatchkeyOptions) {
   });
   app.use(interactions.routes());
   const people = { queries, hasher, settings, notifier, clock, issuer: config.issuer, issuerName: config.issuerName, changes };
-  const adminApi = createAdminApi({ ...people, mfa, providers, clients, resources, access, box, builtFactors: registry.factors.map((f) => f.id), mailConfigured: emailSender !== undefined });
+  const passwordResets = createPasswordResets({
+    ...people,
+    throttle,
+    renderer,
+    sender: emailSender,
+    hashKey: deriveKey(options.masterKey, 'latchkey password resets v1'),
+    onDeliveryFailure: (err, userId) => logger.error({ err, userId }, 'could not send the password reset code'),
+  });
+  app.use(createPasswordResetRouter({ resets: passwordResets, providers, renderer, queries, clock, defaultLocale: config.defaultLocale }).routes());
+  const adminApi = createAdminApi({ ...people, passwordResets, mfa, providers, clients, resources, access, box, builtFactors: registry.factors.map((f) => f.id), mailConfigured: emailSender !== undefined });
   for (const router of createSessionsRouters({ console: consoleSession, renderer, defaultLocale: config.defaultLocale, people, providers, clients })) app.use(router.routes());
   app.use(createAccountRouter({ console: consoleSession, mfa, access, renderer, passwordLogin, clock, defaultLocale: config.defaultLocale, people, providers }).routes());
   app.use(createInvitationRouter({ people, renderer, defaultLocale: config.defaultLocale }).routes());
@@ -231,6 +242,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
       await queries.signIns.purgeExpired(now);
       await queries.sentCodes.purgeExpired(now);
       await queries.passkeys.challenges.purgeExpired(now);
+      await queries.passwordResets.purgeExpired(now);
     },
     /** Stops listening for other instances' changes; the database itself is the caller's to close. */
     close: async () => {

@@ -164,7 +164,8 @@ export function createAdminRouter(deps: AdminDeps) {
     ctx.redirect(`/admin/users/${invited.user.id}?notice=invited`);
   });
   /** A user's page; after generating an MFA code, the answer to that POST, showing the code this once. */
-  const userPage = async (ctx: Context, id: string, generated?: { code: string; kind: 'mfa' | 'entry' }, failed?: FailedForm) => {
+  const GENERATED_NOTICES = { mfa: 'code_generated', entry: 'entry_code_generated', password: 'temporary_password_generated' } as const;
+  const userPage = async (ctx: Context, id: string, generated?: { code: string; kind: keyof typeof GENERATED_NOTICES }, failed?: FailedForm) => {
     const params = { id, userId: id };
     const user = (await call(ctx, 'getUser', { params })).body;
     // Codes and credentials of someone holding an admin role are a super admin's to see and change: for anyone
@@ -176,9 +177,9 @@ export function createAdminRouter(deps: AdminDeps) {
       doorCodes,
       credentials,
       roles: ROLES,
-      can: Object.fromEntries(['updateUser', 'setUserRoles', 'resetUserMfa', 'revokeUserSessions', 'addMfaCode', 'addCredential', 'setEntryCode'].map((op) => [op, may(ctx, op)])),
+      can: Object.fromEntries(['updateUser', 'setUserRoles', 'resetUserMfa', 'revokeUserSessions', 'addMfaCode', 'addCredential', 'setEntryCode', 'sendPasswordReset', 'setTemporaryPassword'].map((op) => [op, may(ctx, op)])),
       form: failed,
-      ...(generated ? { notice: generated.kind === 'entry' ? 'entry_code_generated' : 'code_generated', generated: generated.code } : {}),
+      ...(generated ? { notice: GENERATED_NOTICES[generated.kind], generated: generated.code } : {}),
     }, generated ? 201 : 200);
   };
   pages.get('/users/:id', (ctx) => userPage(ctx, ctx.params.id!));
@@ -234,6 +235,19 @@ export function createAdminRouter(deps: AdminDeps) {
   userForm('/entry-code/delete', 'entry-delete', async (ctx, _values, userId) => {
     await call(ctx, 'removeEntryCode', { params: { userId } });
     ctx.redirect(`/admin/users/${userId}?notice=entry_code_removed`);
+  });
+  userForm('/profile', 'user-edit', async (ctx, values, userId) => {
+    await call(ctx, 'updateUser', { params: { id: userId }, body: { name: values.name, email: values.email } });
+    ctx.redirect(`/admin/users/${userId}?notice=user_saved`);
+  });
+  userForm('/password-reset', 'password-reset', async (ctx, _values, userId) => {
+    await call(ctx, 'sendPasswordReset', { params: { id: userId } });
+    ctx.redirect(`/admin/users/${userId}?notice=reset_sent`);
+  });
+  userForm('/password', 'temporary-password', async (ctx, values, userId) => {
+    const set = (await call(ctx, 'setTemporaryPassword', { params: { id: userId }, body: values.password ? { password: values.password } : {} })).body as { generated_password?: string };
+    if (!set.generated_password) return ctx.redirect(`/admin/users/${userId}?notice=temporary_password_set`);
+    await userPage(ctx, userId, { code: set.generated_password, kind: 'password' });
   });
   userForm('/credentials', 'credential-new', async (ctx, values, userId) => {
     await call(ctx, 'addCredential', { params: { userId }, body: { kind: values.kind, identifier: values.identifier } });

@@ -40,6 +40,7 @@ export const inviteSchema = newUserSchema.omit({ password: true });
 export const userPatchSchema = z
   .object({
     name: z.string().trim().max(200).optional(),
+    email: emailSchema.optional(),
     status: z.enum(['active', 'disabled']).optional(),
     locale: z.enum(['en', 'ko']).nullable().optional(),
   })
@@ -167,12 +168,36 @@ export async function acceptInvitation(deps: PeopleDeps, token: string, password
 export async function updateUser(deps: PeopleDeps, actor: UserRow, target: UserRow, change: z.output<typeof userPatchSchema>, by: Acting) {
   assertMayManage(actor, target);
   if (change.status === 'disabled' && target.id === actor.id) throw new AppError(409, 'cannot_disable_self', 'you cannot disable your own account', 'status');
-  const updated = await deps.queries.users.update(target.id, change);
+  const { email, ...rest } = change;
+  if (email !== undefined && email !== target.email) await changeEmail(deps, target, email);
+  const updated = await deps.queries.users.update(target.id, rest);
   // A disabled account is signed out everywhere at once, not when its sessions happen to expire.
   if (change.status === 'disabled' && target.status !== 'disabled') await signOutEverywhere(deps, target.id);
   if (change.status && change.status !== target.status) await deps.changes?.publish('access', 'user');
-  await audit(deps, 'user.update', target.id, by, { changed: Object.keys(change), ...(change.status ? { status: change.status } : {}) });
+  await audit(deps, 'user.update', target.id, by, {
+    changed: Object.keys(change),
+    ...(change.status ? { status: change.status } : {}),
+    ...(email !== undefined && email !== target.email ? { email_from: target.email, email_to: email } : {}),
+  });
   return updated!;
+}
+
+/**
+ * A new address, unique in its canonical form (a duplicate is the email field's error, also when two requests race
+ * for it). Codes mailed to the old address stop working, and its owner is told there: if the change was not theirs
+ * to want, the old inbox is where they will see it.
+ */
+async function changeEmail(deps: PeopleDeps, target: UserRow, email: string) {
+  const holder = await deps.queries.users.findByEmail(email);
+  if (holder && holder.id !== target.id) throw emailTaken();
+  try {
+    await deps.queries.users.setEmail(target.id, email);
+  } catch (error) {
+    if ((error as { code?: string }).code === '23505') throw emailTaken();
+    throw error;
+  }
+  await deps.queries.passwordResets.voidAll(target.id, deps.clock.now());
+  await deps.notifier.notify(target, 'email_changed', { new_email: email });
 }
 
 export async function setRoles(deps: PeopleDeps, target: UserRow, roles: readonly Role[], by: Acting) {
@@ -226,8 +251,10 @@ export async function resetPassword(deps: PeopleDeps, user: UserRow, given: stri
   if (given !== undefined) await assertPasswordAllowed(deps, given, user);
   const password = given ?? crypto.randomBytes(15).toString('base64url');
   await deps.queries.users.setPasswordHash(user.id, await deps.hasher.hash(password), { mustChange: true });
+  await deps.queries.passwordResets.voidAll(user.id, deps.clock.now());
   await deps.queries.throttle.clear(accountGuessKey(user.email));
   const sessions = await signOutEverywhere(deps, user.id);
+  await deps.queries.signIns.endAllOf(user.id);
   await audit(deps, 'user.password_reset', user.id, by, { generated: given === undefined, sessions });
   await deps.notifier.notify(user, 'password_changed');
   return { generatedPassword: given === undefined ? password : undefined };

@@ -8,6 +8,7 @@ import { createKeyQueries } from './keys.js';
 import { createFactorQueries, createRecoveryCodeQueries } from './factors.js';
 import { createOidcModelQueries } from './oidc-models.js';
 import { createPasskeyQueries } from './passkeys.js';
+import { createPasswordResetQueries } from './password-resets.js';
 import { createResourceQueries } from './resources.js';
 import { createSentCodeQueries } from './sent-codes.js';
 import { createSettingQueries } from './settings.js';
@@ -35,6 +36,7 @@ export function createQueries(db: Database, hooks: { onAudit?: (event: AuditEven
     passkeys: createPasskeyQueries(db),
     resources: createResourceQueries(db),
     consents: createConsentQueries(db),
+    passwordResets: createPasswordResetQueries(db),
     ping: async () => {
       await db.raw('select 1');
     },

@@ -59,5 +59,7 @@ export function createSignInQueries(db: Database) {
       return row ? Number((row as { mfa_failures: number }).mfa_failures) : undefined;
     },
     purgeExpired: (now: Date) => rows().where('expires_at', '<=', now).delete(),
+    /** Ends every unfinished sign-in of the user (their password was just replaced): how many there were. */
+    endAllOf: (userId: string) => rows().where({ user_id: userId }).whereNot({ step: 'finished' }).update({ step: 'finished' }),
   };
 }

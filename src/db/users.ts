@@ -73,6 +73,9 @@ export function createUserQueries(db: Database) {
       Number((await users().where({ status: 'active' }).whereRaw('roles @> ?::jsonb', [JSON.stringify([role])]).count({ n: '*' }).first())?.n ?? 0),
     setPreferredFactor: (id: string, factorId: string | null) => users().where({ id }).update({ preferred_factor_id: factorId }),
     markEmailVerified: (id: string) => users().where({ id }).update({ email_verified: true }),
+    /** An address someone else typed (an admin): not verified until its owner proves it. */
+    setEmail: (id: string, email: string) =>
+      users().where({ id }).update({ email: canonicalEmail(email), email_verified: false, updated_at: db.fn.now() as unknown as Date }),
     /**
      * `mustChange` given: whether the new password is one the user chose (false) or was handed (true). Left out, the
      * flag stays as it was (a rehash of the same password at sign-in).

@@ -144,8 +144,9 @@ export function createInteractionRouter(deps: InteractionDeps) {
   const signInFilter = (row: SignInRow) => ({ pinAccepted: row.pin_accepted, phishingResistant: row.phishing_resistant });
 
   /** The login page; where a factor can carry a whole sign-in, its ceremony (button and autofill) too. */
-  const renderLogin = async (ctx: Context, locale: Locale, data: { clientName: string; email: unknown; error?: string }, status = 200) =>
-    page(ctx, 'login', locale, { ...data, passkey: await mfa.passwordlessOptions({ interactionUid: ctx.params.uid!, locale }) }, status);
+  const renderLogin = async (ctx: Context, locale: Locale, data: { clientName: string; email: unknown; error?: string; notice?: string }, status = 200) =>
+    // A forgotten password is reset through the inbox: offered where mail is configured (src/account/password-reset.ts).
+    page(ctx, 'login', locale, { ...data, forgotPassword: !!deps.emailConfirmation, passkey: await mfa.passwordlessOptions({ interactionUid: ctx.params.uid!, locale }) }, status);
 
   /**
    * Sends the inbox confirmation that opens enrolment at sign-in, and keeps its hash on the sign-in. Every send, the
@@ -293,7 +294,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
     }
     switch (signIn.step) {
       case 'started':
-        return renderLogin(ctx, locale, { clientName, email: interaction.params.login_hint ?? '' });
+        return renderLogin(ctx, locale, { clientName, email: interaction.params.login_hint ?? '', notice: ctx.query.notice === 'password_changed' ? 'reset.done' : undefined });
       case 'second_factor':
         return renderSecondFactor(ctx, locale, clientName, signIn);
       case 'confirm_email':

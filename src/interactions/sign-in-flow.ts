@@ -6,6 +6,7 @@
  *      │                       ▲
  *      │    (session step-up) ─┘
  *      ├──passwordless──▶ finished (a passkey that verified its user: both factors at once)
+ *      ├──reset_password──▶ started (a forgotten password set anew by an emailed code; the user then signs in)
  *      ├──password──▶ confirm_email ──emailed code──▶ enrolling ──new factor──▶ verified ──continue──▶ finished
  *      ├──password──▶ enrolling (no mail configured)
  *      └──password──▶ finished (no second factor needed)
@@ -22,11 +23,11 @@ export const SIGN_IN_STEPS = ['second_factor', 'confirm_email', 'enrolling', 've
 export type StoredStep = (typeof SIGN_IN_STEPS)[number];
 export type SignInStep = 'started' | StoredStep;
 
-export type SignInAction = 'password' | 'passwordless' | 'verify_factor' | 'send_code' | 'confirm_email' | 'resend_email' | 'enrol' | 'continue' | 'abort';
+export type SignInAction = 'password' | 'passwordless' | 'reset_password' | 'verify_factor' | 'send_code' | 'confirm_email' | 'resend_email' | 'enrol' | 'continue' | 'abort';
 
 /** Which requests each step accepts. */
 export const ACTIONS: Record<SignInStep, readonly SignInAction[]> = {
-  started: ['password', 'passwordless', 'abort'],
+  started: ['password', 'passwordless', 'reset_password', 'abort'],
   second_factor: ['verify_factor', 'send_code', 'abort'],
   confirm_email: ['confirm_email', 'resend_email', 'abort'],
   enrolling: ['enrol', 'abort'],

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import * as oidc from 'openid-client';
 import type { Browser } from 'playwright-core';
-import { aClient, APP_ORIGIN, aUser, CALLBACK } from '../helpers/factories.js';
+import { appSignIn } from '../helpers/browser-app.js';
+import { aClient, aUser, CALLBACK } from '../helpers/factories.js';
 import { artifactPath, decodeQr, launchChromium } from '../helpers/chromium.js';
 import { steppingClock } from '../helpers/mfa.js';
 import { referenceTotp } from '../helpers/reference-totp.js';
@@ -53,30 +54,13 @@ test('a user enrols TOTP by scanning the QR code on the page, then signs in to a
   await context.close();
 
   // A fresh browser signs in to an app: password, then a code from the scanned secret.
-  const client = await aClient(server.latchkey);
-  const config = await relyingParty(server.url, client.clientId, client.clientSecret);
-  const verifier = oidc.randomPKCECodeVerifier();
-  const authUrl = oidc.buildAuthorizationUrl(config, { redirect_uri: CALLBACK, scope: 'openid email', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: 'browser' });
-  const app = await browser.newContext();
-  let callback = '';
-  await app.route(`${APP_ORIGIN}**`, async (route) => {
-    callback = route.request().url();
-    await route.fulfill({ body: 'signed in', contentType: 'text/plain' });
+  const app = await appSignIn(browser, server.latchkey, server.url);
+  const tokens = await app.passwordAndTotp(user.email, user.password, () => {
+    clock.nextStep();
+    return referenceTotp(secret, clock.now());
   });
-  const tab = await app.newPage();
-  await tab.goto(authUrl.toString());
-  await tab.getByLabel('Email').fill(user.email);
-  await tab.getByLabel('Password').fill(user.password);
-  await tab.getByRole('button', { name: 'Sign in' }).click();
-  clock.nextStep();
-  await tab.getByLabel('Code').fill(referenceTotp(secret, clock.now()));
-  await tab.getByRole('button', { name: 'Verify' }).click();
-  const consent = tab.getByRole('button', { name: 'Allow' });
-  await consent.waitFor({ timeout: 5000 }).then(() => consent.click(), () => undefined);
-  await tab.waitForURL(`${CALLBACK}**`);
-  const tokens = await oidc.authorizationCodeGrant(config, new URL(callback), { pkceCodeVerifier: verifier, expectedState: 'browser' });
   expect(tokens.claims()!.amr).toEqual(expect.arrayContaining(['pwd', 'otp']));
-  await app.close();
+  await app.context.close();
 });
 
 test('the sign-in page renders in Korean for a Korean browser', async () => {

@@ -10,6 +10,8 @@ import { auditOperations } from './audit.js';
 import { clientOperations } from './clients.js';
 import { adminBearer } from './koa-admin-bearer.js';
 import { openApiDocument } from './openapi.js';
+import { passwordResetOperations } from './password-reset.js';
+import type { PasswordResets } from '../../account/password-reset.js';
 import { resourceOperations } from './resources.js';
 import type { ResourceStore } from '../../resources/resources.js';
 import { invokeOperation, mayCall, mountOperations, type Operation, type RawRequest } from './operation.js';
@@ -27,12 +29,14 @@ export interface AdminApiDeps extends UserOperationDeps {
   builtFactors: readonly string[];
   /** Whether mail reaches users (enrolment at sign-in is then confirmed by email): the settings page says so. */
   mailConfigured: boolean;
+  passwordResets: PasswordResets;
 }
 
 /** The admin REST API: one list of operations makes both the router and its OpenAPI document. */
 export function createAdminApi(deps: AdminApiDeps) {
   const operations = [
     ...userOperations(deps),
+    ...passwordResetOperations(deps),
     ...clientOperations(deps),
     ...resourceOperations(deps),
     ...settingOperations(deps),

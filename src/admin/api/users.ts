@@ -68,13 +68,16 @@ export async function userDetail(mfa: MfaService, queries: Queries, user: UserRo
   };
 }
 
+/** The user an operation's path names, or its 404. */
+export const userFinder = (queries: Queries) => async (id: string) => {
+  const user = await queries.users.findById(id);
+  if (!user) throw new AppError(404, 'user_not_found', 'no such user', 'id');
+  return user;
+};
+
 export function userOperations(deps: UserOperationDeps) {
   const { queries } = deps;
-  const find = async (id: string) => {
-    const user = await queries.users.findById(id);
-    if (!user) throw new AppError(404, 'user_not_found', 'no such user', 'id');
-    return user;
-  };
+  const find = userFinder(queries);
   const tag = 'users';
   return [
     operation({
