@@ -40,6 +40,8 @@ const settingForms: { [N in SettingName]: z.ZodType } = {
     login_window_seconds: z.coerce.number(),
     mfa_account_failures: z.coerce.number(),
   }),
+  'bypass-code': z.object({ ttl_minutes: z.coerce.number() }),
+  'enrolment-grace': z.object({ days: z.coerce.number(), sign_ins: z.coerce.number() }),
 };
 /** A console form that failed: re-rendered with what was typed and the error on its field. */
 interface FailedForm {

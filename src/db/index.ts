@@ -1,9 +1,11 @@
 import { createAccessQueries } from './access.js';
 import { type AuditEvent, createAuditQueries } from './audit.js';
+import { createBypassCodeQueries } from './bypass-codes.js';
 import { createClientQueries } from './clients.js';
 import type { Database } from './connect.js';
 import { createInvitationQueries } from './invitations.js';
 import { createKeyQueries } from './keys.js';
+import { createEnrolmentGraceQueries } from './enrolment-grace.js';
 import { createFactorQueries, createRecoveryCodeQueries } from './factors.js';
 import { createOidcModelQueries } from './oidc-models.js';
 import { createPasskeyQueries } from './passkeys.js';
@@ -33,6 +35,8 @@ export function createQueries(db: Database, hooks: { onAudit?: (event: AuditEven
     invitations: createInvitationQueries(db),
     passkeys: createPasskeyQueries(db),
     resources: createResourceQueries(db),
+    bypassCodes: createBypassCodeQueries(db),
+    enrolmentGrace: createEnrolmentGraceQueries(db),
     ping: async () => {
       await db.raw('select 1');
     },

@@ -14,6 +14,7 @@ export const SECURITY_EVENTS = [
   'invited',
   'door_pin_issued',
   'door_pin_changed',
+  'bypass_code_issued',
 ] as const;
 export type SecurityEvent = (typeof SECURITY_EVENTS)[number];
 
