@@ -21,7 +21,7 @@ import { createPageRenderer } from './render.js';
 import { type Clock, systemClock } from './security/clock.js';
 import { securityHeaders } from './security/koa-security-headers.js';
 import { createPasswordHasher } from './security/passwords.js';
-import { accessCodeLookupKey, createSecretBox, recoveryCodeHashKey, sentCodeHashKey } from './security/secret-box.js';
+import { accessCodeLookupKey, createSecretBox, deriveKey, recoveryCodeHashKey, sentCodeHashKey } from './security/secret-box.js';
 import { createThrottle } from './security/throttle.js';
 import { createTotpFactor } from './mfa/factors/totp/index.js';
 import { createSmsFactor } from './mfa/factors/sms/index.js';
@@ -29,6 +29,7 @@ import { createEmailFactor } from './mfa/factors/email/index.js';
 import { createLogSmsSender, createTwilioSender, type SmsSender } from './notify/sms.js';
 import type { Factor } from './mfa/factor.js';
 import { createFactorRegistry } from './mfa/registry.js';
+import { createBypassCodes } from './mfa/bypass-codes.js';
 import { satisfies } from './mfa/policy.js';
 import { createMfaService } from './mfa/service.js';
 import { createEmailNotifier, createLogEmailSender, createSmtpSender, type EmailSender } from './notify/email.js';
@@ -107,6 +108,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
     recovery: { queries, clock, hashKey: recoveryCodeHashKey(options.masterKey) },
     settings,
   });
+  const bypassCodes = createBypassCodes({ queries, clock, notifier, settings, hashKey: deriveKey(options.masterKey, 'latchkey bypass codes v1'), reserveAttempt: mfa.reserveAttempt });
   await ensureConsoleClient(clients, config.issuer);
 
   const app = new Koa({ proxy: config.trustProxy, maxIpsCount: config.proxyHops });
@@ -183,6 +185,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
     defaultLocale: config.defaultLocale,
     passwordLogin,
     mfa,
+    bypassCodes,
     queries,
     clock,
     throttle,
@@ -192,7 +195,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
   });
   app.use(interactions.routes());
   const people = { queries, hasher, settings, notifier, clock, issuer: config.issuer, issuerName: config.issuerName, changes };
-  const adminApi = createAdminApi({ ...people, mfa, providers, clients, resources, access, box, builtFactors: registry.factors.map((f) => f.id), mailConfigured: emailSender !== undefined });
+  const adminApi = createAdminApi({ ...people, mfa, bypassCodes, providers, clients, resources, access, box, builtFactors: registry.factors.map((f) => f.id), mailConfigured: emailSender !== undefined });
   app.use(createAccountRouter({ console: consoleSession, mfa, access, renderer, passwordLogin, clock, defaultLocale: config.defaultLocale, people, providers }).routes());
   app.use(createInvitationRouter({ people, renderer, defaultLocale: config.defaultLocale }).routes());
   app.use(createAdminRouter({ console: consoleSession, api: adminApi, queries, renderer, defaultLocale: config.defaultLocale }).routes());
@@ -207,6 +210,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
     resources,
     providers,
     mfa,
+    bypassCodes,
     notifier,
     access,
     doors,
@@ -228,6 +232,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
       await queries.signIns.purgeExpired(now);
       await queries.sentCodes.purgeExpired(now);
       await queries.passkeys.challenges.purgeExpired(now);
+      await queries.bypassCodes.purgeExpired(now);
     },
     /** Stops listening for other instances' changes; the database itself is the caller's to close. */
     close: async () => {
