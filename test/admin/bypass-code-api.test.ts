@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { consoleSignIn, csrfOf } from '../helpers/console.js';
 import { anAdmin, apiClient } from '../helpers/admin-api.js';
+import type { Role } from '../../src/admin/users.js';
 import { aUser } from '../helpers/factories.js';
 import { enrolTotp, recordingNotifier, steppingClock } from '../helpers/mfa.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -20,7 +21,7 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-async function userWithFactor(roles: Parameters<typeof aUser>[1]['roles'] = []) {
+async function userWithFactor(roles: Role[] = []) {
   const user = await aUser(server.latchkey, { roles });
   await enrolTotp(server.latchkey, user, clock);
   return user;

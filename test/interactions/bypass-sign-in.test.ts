@@ -114,7 +114,7 @@ describe('a helpdesk bypass code at sign-in', () => {
 
   test('40 tries at once over four sign-ins consume the code once and open one enrolment', async () => {
     const { user, code } = await userWithCode();
-    const entries = [];
+    const entries: Array<Awaited<ReturnType<typeof atHelpdeskEntry>>> = [];
     for (let i = 0; i < 4; i++) entries.push(await atHelpdeskEntry(user));
     const responses = await Promise.all(Array.from({ length: 40 }, (_, i) => postTo(entries[i % 4]!.login, entries[i % 4]!.page, '/bypass', { code })));
     expect(responses.every((r) => r.status < 500)).toBe(true);
