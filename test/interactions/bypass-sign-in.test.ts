@@ -112,6 +112,19 @@ describe('a helpdesk bypass code at sign-in', () => {
     if (page.url.includes('/interaction/')) expect((await postTo(login, page, '/bypass', { code })).status).toBe(400);
   });
 
+  test('is not offered to a session stepping up: the password must be verified in the same sign-in', async () => {
+    const user = await aUser(server.latchkey);
+    const first = await startLogin(config);
+    await signInWithPassword(first, user.email, user.password);
+    await enrolTotp(server.latchkey, user, clock);
+    const row = (await server.latchkey.queries.users.findById(user.id)) as UserRow;
+    const { code } = await server.latchkey.bypassCodes.issue(row, 'lost phone', { actorId: (await aUser(server.latchkey, { roles: ['helpdesk'] })).id });
+    const stepUp = await startLogin(config, { acr_values: ACR.mfa }, first.agent);
+    expect(stepUp.page.html).toContain('/mfa"');
+    expect(stepUp.page.html).not.toContain('Use a code from your helpdesk');
+    expect((await postTo(stepUp, stepUp.page, '/bypass', { code })).status).toBe(400);
+  });
+
   test('40 tries at once over four sign-ins consume the code once and open one enrolment', async () => {
     const { user, code } = await userWithCode();
     const entries: Array<Awaited<ReturnType<typeof atHelpdeskEntry>>> = [];
