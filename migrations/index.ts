@@ -12,6 +12,7 @@ import * as doorsAdmin from './010-doors-admin.js';
 import * as doorDecisions from './011-door-decisions.js';
 import * as apiResources from './012-api-resources.js';
 import * as mustChangePassword from './013-must-change-password.js';
+import * as bypassCodes from './014-bypass-codes.js';
 import * as passwordReset from './016-password-reset.js';
 import * as sessions from './017-sessions.js';
 
@@ -35,6 +36,7 @@ export const migrations: ReadonlyArray<readonly [name: string, migration: Migrat
   ['011-door-decisions', doorDecisions],
   ['012-api-resources', apiResources],
   ['013-must-change-password', mustChangePassword],
+  ['014-bypass-codes', bypassCodes],
   ['016-password-reset', passwordReset],
   ['017-sessions', sessions],
 ];

@@ -29,6 +29,7 @@ import { createEmailFactor } from './mfa/factors/email/index.js';
 import { createLogSmsSender, createTwilioSender, type SmsSender } from './notify/sms.js';
 import type { Factor } from './mfa/factor.js';
 import { createFactorRegistry } from './mfa/registry.js';
+import { createBypassCodes } from './mfa/bypass-codes.js';
 import { satisfies } from './mfa/policy.js';
 import { createMfaService } from './mfa/service.js';
 import { createEmailNotifier, createLogEmailSender, createSmtpSender, type EmailSender } from './notify/email.js';
@@ -110,6 +111,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
     recovery: { queries, clock, hashKey: recoveryCodeHashKey(options.masterKey) },
     settings,
   });
+  const bypassCodes = createBypassCodes({ queries, clock, notifier, settings, hashKey: deriveKey(options.masterKey, 'latchkey bypass codes v1'), reserveAttempt: mfa.reserveAttempt });
   await ensureConsoleClient(clients, config.issuer);
 
   const app = new Koa({ proxy: config.trustProxy, maxIpsCount: config.proxyHops });
@@ -187,6 +189,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
     defaultLocale: config.defaultLocale,
     passwordLogin,
     mfa,
+    bypassCodes,
     queries,
     clock,
     throttle,
@@ -205,7 +208,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
     onDeliveryFailure: (err, userId) => logger.error({ err, userId }, 'could not send the password reset code'),
   });
   app.use(createPasswordResetRouter({ resets: passwordResets, providers, renderer, queries, clock, defaultLocale: config.defaultLocale }).routes());
-  const adminApi = createAdminApi({ ...people, passwordResets, mfa, providers, clients, resources, access, box, builtFactors: registry.factors.map((f) => f.id), mailConfigured: emailSender !== undefined });
+  const adminApi = createAdminApi({ ...people, passwordResets, mfa, bypassCodes, providers, clients, resources, access, box, builtFactors: registry.factors.map((f) => f.id), mailConfigured: emailSender !== undefined });
   for (const router of createSessionsRouters({ console: consoleSession, renderer, defaultLocale: config.defaultLocale, people, providers, clients })) app.use(router.routes());
   app.use(createAccountRouter({ console: consoleSession, mfa, access, renderer, passwordLogin, clock, defaultLocale: config.defaultLocale, people, providers }).routes());
   app.use(createInvitationRouter({ people, renderer, defaultLocale: config.defaultLocale }).routes());
@@ -221,6 +224,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
     resources,
     providers,
     mfa,
+    bypassCodes,
     notifier,
     access,
     doors,
@@ -243,6 +247,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
       await queries.sentCodes.purgeExpired(now);
       await queries.passkeys.challenges.purgeExpired(now);
       await queries.passwordResets.purgeExpired(now);
+      await queries.bypassCodes.purgeExpired(now);
     },
     /** Stops listening for other instances' changes; the database itself is the caller's to close. */
     close: async () => {

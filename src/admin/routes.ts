@@ -14,7 +14,7 @@ import { parseBody } from '../security/koa-body.js';
 import { csrf } from '../security/koa-csrf.js';
 import type { AdminApi } from './api/index.js';
 import { settingOperationId } from './api/settings.js';
-import { ROLES } from './users.js';
+import { assertMayManage, ROLES } from './users.js';
 import type { Queries } from '../db/index.js';
 
 export interface AdminDeps {
@@ -40,6 +40,8 @@ const settingForms: { [N in SettingName]: z.ZodType } = {
     login_window_seconds: z.coerce.number(),
     mfa_account_failures: z.coerce.number(),
   }),
+  'bypass-code': z.object({ ttl_minutes: z.coerce.number() }),
+  'enrolment-grace': z.object({ days: z.coerce.number(), sign_ins: z.coerce.number() }),
 };
 /** A console form that failed: re-rendered with what was typed and the error on its field. */
 interface FailedForm {
@@ -67,6 +69,15 @@ export function createAdminRouter(deps: AdminDeps) {
   const page = createConsolePage(deps.renderer, deps.defaultLocale);
   const call = (ctx: Context, id: string, raw: Parameters<AdminApi['call']>[2] = {}) => api.call(id, ctx, raw);
   const may = (ctx: Context, id: string) => api.mayCall(id, ctx.state.user!);
+  /** Whether this admin may act on this user at all (only a super admin acts on those who hold roles). */
+  const mayManage = (ctx: Context, target: { roles: readonly string[] }) => {
+    try {
+      assertMayManage(ctx.state.user!, target);
+      return true;
+    } catch {
+      return false;
+    }
+  };
   const notice = (ctx: Context) => (typeof ctx.query.notice === 'string' && /^[a-z_]{1,40}$/.test(ctx.query.notice) ? ctx.query.notice : undefined);
   const anyAdminRole: Middleware = async (ctx, next) => {
     if (!ROLES.some((role) => ctx.state.user!.roles.includes(role))) throw new AppError(403, 'forbidden');
@@ -164,10 +175,10 @@ export function createAdminRouter(deps: AdminDeps) {
     ctx.redirect(`/admin/users/${invited.user.id}?notice=invited`);
   });
   /** A user's page; after generating an MFA code, the answer to that POST, showing the code this once. */
-  const GENERATED_NOTICES = { mfa: 'code_generated', entry: 'entry_code_generated', password: 'temporary_password_generated' } as const;
+  const GENERATED_NOTICES = { mfa: 'code_generated', entry: 'entry_code_generated', password: 'temporary_password_generated', bypass: 'bypass_code_generated' } as const;
   const userPage = async (ctx: Context, id: string, generated?: { code: string; kind: keyof typeof GENERATED_NOTICES }, failed?: FailedForm) => {
     const params = { id, userId: id };
-    const user = (await call(ctx, 'getUser', { params })).body;
+    const user = (await call(ctx, 'getUser', { params })).body as { id: string; roles: string[]; status: string; factors: unknown[] };
     // Codes and credentials of someone holding an admin role are a super admin's to see and change: for anyone
     // else the operations refuse, and the page leaves those parts out.
     const doorCodes = ((await callIfAllowed(ctx, 'listAccessCodes', { params })) as { codes: unknown[] } | undefined)?.codes;
@@ -179,6 +190,7 @@ export function createAdminRouter(deps: AdminDeps) {
       roles: ROLES,
       can: Object.fromEntries(['updateUser', 'setUserRoles', 'resetUserMfa', 'revokeUserSessions', 'addMfaCode', 'addCredential', 'setEntryCode', 'sendPasswordReset', 'setTemporaryPassword'].map((op) => [op, may(ctx, op)])),
       form: failed,
+      canBypass: may(ctx, 'issueBypassCode') && mayManage(ctx, user) && user.id !== ctx.state.user!.id && user.status === 'active' && user.factors.length > 0,
       ...(generated ? { notice: GENERATED_NOTICES[generated.kind], generated: generated.code } : {}),
     }, generated ? 201 : 200);
   };
@@ -226,6 +238,11 @@ export function createAdminRouter(deps: AdminDeps) {
   userForm('/mfa-codes/:codeId/delete', 'mfa-delete', async (ctx, _values, userId) => {
     await call(ctx, 'removeMfaCode', { params: { userId, codeId: ctx.params.codeId } });
     ctx.redirect(`/admin/users/${userId}?notice=code_removed`);
+  });
+  // A helpdesk's one-time code, shown on this answer only.
+  userForm('/bypass-code', 'bypass-code', async (ctx, values, userId) => {
+    const issued = (await call(ctx, 'issueBypassCode', { params: { id: userId }, body: { reason: values.reason } })).body as { code: string };
+    await userPage(ctx, userId, { code: issued.code, kind: 'bypass' });
   });
   userForm('/entry-code', 'entry-set', async (ctx, values, userId) => {
     const set = (await call(ctx, 'setEntryCode', { params: { userId }, body: codeBody(values) })).body as { code?: string };

@@ -22,6 +22,8 @@ export const ROLES = [
   'access_credential_manager',
   'access_site_admin',
   'auditor',
+  // Finds users and issues bypass codes for those who hold no role: never an admin's, never a role.
+  'helpdesk',
 ] as const;
 export type Role = (typeof ROLES)[number];
 

@@ -30,6 +30,12 @@ export const settingSchemas = {
       mfa_account_failures: z.number().int().min(3).max(100),
     })
     .strict(),
+  // A helpdesk's bypass code lives at most an hour: long enough to read it out on a call, short enough to be useless
+  // on a note found later.
+  'bypass-code': z.object({ ttl_minutes: z.number().int().min(5).max(60) }).strict(),
+  // Under enforcement, how long a user without a factor may choose "later": days since their first "later" and sign-ins
+  // postponed, each 0 for no such limit; both 0 (the default) means no grace at all.
+  'enrolment-grace': z.object({ days: z.number().int().min(0).max(90), sign_ins: z.number().int().min(0).max(50) }).strict(),
 };
 
 export type SettingName = keyof typeof settingSchemas;
@@ -54,6 +60,8 @@ export function settingDefaults(config: Config, builtFactors: ReadonlyArray<Sett
       login_window_seconds: config.loginThrottle.windowSeconds,
       mfa_account_failures: config.mfa.accountFailures,
     },
+    'bypass-code': { ttl_minutes: 60 },
+    'enrolment-grace': { days: 0, sign_ins: 0 },
   };
 }
 

@@ -1,10 +1,12 @@
 import { createAccessQueries } from './access.js';
 import { type AuditEvent, createAuditQueries } from './audit.js';
+import { createBypassCodeQueries } from './bypass-codes.js';
 import { createClientQueries } from './clients.js';
 import type { Database } from './connect.js';
 import { createConsentQueries } from './consents.js';
 import { createInvitationQueries } from './invitations.js';
 import { createKeyQueries } from './keys.js';
+import { createEnrolmentGraceQueries } from './enrolment-grace.js';
 import { createFactorQueries, createRecoveryCodeQueries } from './factors.js';
 import { createOidcModelQueries } from './oidc-models.js';
 import { createPasskeyQueries } from './passkeys.js';
@@ -37,6 +39,8 @@ export function createQueries(db: Database, hooks: { onAudit?: (event: AuditEven
     resources: createResourceQueries(db),
     consents: createConsentQueries(db),
     passwordResets: createPasswordResetQueries(db),
+    bypassCodes: createBypassCodeQueries(db),
+    enrolmentGrace: createEnrolmentGraceQueries(db),
     ping: async () => {
       await db.raw('select 1');
     },

@@ -8,6 +8,7 @@ import type { SignInRow } from '../db/sign-ins.js';
 import type { UserRow } from '../db/users.js';
 import { AppError } from '../errors.js';
 import { pickLocale, type Locale } from '../i18n.js';
+import type { BypassCodes } from '../mfa/bypass-codes.js';
 import { acrFor, type MfaDecision, satisfies } from '../mfa/policy.js';
 import { type Method, type MfaService, RECOVERY_METHOD_ID } from '../mfa/service.js';
 import { rememberConsent } from '../oidc/consents.js';
@@ -22,11 +23,16 @@ import type { EmailConfirmation } from './email-confirmation.js';
 import { authenticateWithPassword, loginFormSchema, type PasswordLoginDeps } from './password-login.js';
 import { accepts, afterPassword, MAX_FAILURES_PER_SIGN_IN, type SecondStep, type SignInAction, type SignInStep, type StoredStep } from './sign-in-flow.js';
 
+/** The second-factor page's entry for a helpdesk's one-time code. */
+const BYPASS_METHOD_ID = 'helpdesk';
+
 export interface InteractionDeps {
   providers: ProviderHolder;
   renderer: PageRenderer;
   passwordLogin: PasswordLoginDeps;
   mfa: MfaService;
+  /** A helpdesk's one-time codes: at the second step, they open enrolment of a new factor. */
+  bypassCodes: BypassCodes;
   queries: Queries;
   clock: Clock;
   throttle: Throttle;
@@ -75,14 +81,15 @@ export function createInteractionRouter(deps: InteractionDeps) {
     });
     ctx.state.locale = locale;
     const client = await provider().Client.find(String(interaction.params.client_id));
-    return {
+    // Kept for the enrolment pages, which offer "later" only where this client and request leave it open.
+    return (ctx.state.signInDetails = {
       interaction,
       locale,
       clientName: client?.clientName ?? String(interaction.params.client_id),
       clientRequiresMfa: client?.metadata().require_mfa === true,
       clientRequiresPhishingResistant: client?.metadata().require_phishing_resistant === true,
       acrValues: typeof interaction.params.acr_values === 'string' ? interaction.params.acr_values : undefined,
-    };
+    });
   };
 
   const page = (ctx: Context, template: string, locale: Locale, data: Record<string, unknown>, status = 200) => {
@@ -139,6 +146,11 @@ export function createInteractionRouter(deps: InteractionDeps) {
    */
   const unanswerable = (decision: MfaDecision) => decision.phishingResistant && decision.mustEnrol;
   const PASSKEY_REQUIRED = 'a phishing-resistant authenticator (passkey) is required';
+  /**
+   * A helpdesk's code answers a second step a recovery code could answer (not a PIN's, not a passkey demand), and only
+   * after a password verified in this very sign-in: a session stepping up brings no password.
+   */
+  const bypassAnswers = (row: SignInRow) => !row.pin_accepted && !row.phishing_resistant && row.password_verified_at !== null;
   const decide = (user: UserRow, d: Awaited<ReturnType<typeof details>>) =>
     mfa.decide(user, { requireMfa: d.clientRequiresMfa, requirePhishingResistant: d.clientRequiresPhishingResistant }, d.acrValues);
   const signInFilter = (row: SignInRow) => ({ pinAccepted: row.pin_accepted, phishingResistant: row.phishing_resistant });
@@ -212,25 +224,32 @@ export function createInteractionRouter(deps: InteractionDeps) {
       (m, i, all) => !mfa.hasCeremony(m.factor) || all.findIndex((other) => other.factor === m.factor) === i,
     );
     const recoveryOffered = !signIn.row.pin_accepted && !signIn.row.phishing_resistant;
+    const bypassOffered = bypassAnswers(signIn.row);
     const requested = typeof ctx.query.method === 'string' ? ctx.query.method : undefined;
-    const chosenId = (requested === RECOVERY_METHOD_ID && recoveryOffered) || methods.some((m) => m.id === requested) ? requested : methods[0]?.id;
+    const chosenId =
+      (requested === RECOVERY_METHOD_ID && recoveryOffered) || (requested === BYPASS_METHOD_ID && bypassOffered) || methods.some((m) => m.id === requested) ? requested : methods[0]?.id;
     const chosen = methods.find((m) => m.id === chosenId);
     const ceremony = chosen && (await mfa.ceremonyOptions(signIn.user, chosen.id, filter, { interactionUid: signIn.row.interaction_uid, locale }));
     return page(ctx, 'mfa', locale, {
       clientName,
       methods: methods.map((m) => ({ id: m.id, factor: m.factor, label: mfa.hasCeremony(m.factor) ? undefined : m.label, hint: m.hint })),
       recoveryOffered,
+      bypassOffered,
       chosen:
-        chosenId === RECOVERY_METHOD_ID
-          ? { id: RECOVERY_METHOD_ID, factor: 'recovery' }
+        chosenId === RECOVERY_METHOD_ID || chosenId === BYPASS_METHOD_ID
+          ? { id: chosenId, factor: chosenId }
           : chosen && { id: chosen.id, factor: chosen.factor, label: chosen.label, hint: chosen.hint, sendsCode: mfa.sendsCode(chosen.factor), ceremony },
       error,
       sent,
     }, status);
   };
 
-  const renderEmailConfirmation = (ctx: Context, locale: Locale, signIn: BoundSignIn, error?: string, status = 200) =>
-    page(ctx, 'mfa-enrol-email', locale, { email: signIn.user.email, error }, status);
+  const renderEmailConfirmation = async (ctx: Context, locale: Locale, signIn: BoundSignIn, error?: string, status = 200) =>
+    page(ctx, 'mfa-enrol-email', locale, { email: signIn.user.email, error, grace: await graceFor(ctx, signIn) }, status);
+
+  /** The enrolment grace this sign-in may still use ("later"), from the decision for its client and request. */
+  const graceFor = async (ctx: Context, signIn: BoundSignIn) =>
+    (await decide(signIn.user, (ctx.state.signInDetails as Awaited<ReturnType<typeof details>> | undefined) ?? (await details(ctx)))).grace;
 
   const renderEnrolment = async (ctx: Context, locale: Locale, signIn: BoundSignIn, error?: string, status = 200) => {
     let pendingId = signIn.row.pending_factor_id;
@@ -244,7 +263,11 @@ export function createInteractionRouter(deps: InteractionDeps) {
     }
     if (!pending) throw new AppError(400, 'interaction_step');
     const qr = pending.display.otpauthUri ? await QRCode.toDataURL(pending.display.otpauthUri, { margin: 1, width: 220 }) : undefined;
+    const grace = await graceFor(ctx, signIn);
     return page(ctx, 'mfa-enrol', locale, {
+      grace,
+      // Only a helpdesk's code brings a user who holds a factor here (the grace is never offered to them).
+      afterBypass: !grace && (await queries.factors.countConfirmed(signIn.user.id)) > 0,
       action: `/interaction/${ctx.params.uid}/enrol`,
       secret: pending.display.secret?.replace(/(.{4})/g, '$1 ').trim(),
       otpauthUri: pending.display.otpauthUri,
@@ -410,6 +433,30 @@ export function createInteractionRouter(deps: InteractionDeps) {
     return renderSecondFactor(ctx, locale, clientName, signIn, `mfa.send.${outcome.reason}`, status, { detail: outcome.detail, retryAfterSeconds: outcome.retryAfterSeconds });
   });
 
+  // The user lost their factor and the helpdesk gave them a one-time code: it opens enrolment of a new factor, never
+  // the sign-in itself. Each try counts against the sign-in's and the account's limits like any code.
+  router.post('/bypass', async (ctx) => {
+    const { interaction, locale, clientName } = await details(ctx, 'login');
+    const signIn = await signInFor(ctx, 'bypass');
+    if (!bypassAnswers(signIn.row)) throw new AppError(400, 'interaction_step');
+    const form = enrolFormSchema.parse(ctx.request.body);
+    ctx.query.method = BYPASS_METHOD_ID;
+    const failures = await reserveTry(ctx, interaction, signIn);
+    if (failures === undefined) return;
+    const outcome = await deps.bypassCodes.useAtSignIn(signIn.user, form.code, actorOf(ctx, signIn.user.id, interaction.params.client_id));
+    if (outcome.ok) {
+      if (!(await queries.signIns.advance(interaction.uid, signIn.user.id, 'second_factor', 'enrolling'))) throw new AppError(400, 'interaction_step');
+      ctx.status = 303;
+      return ctx.redirect(`/interaction/${interaction.uid}`);
+    }
+    if (outcome.locked) {
+      ctx.set('retry-after', String(outcome.retryAfterSeconds));
+      return renderSecondFactor(ctx, locale, clientName, signIn, 'mfa.error.locked', 429);
+    }
+    if (await endIfLastTry(ctx, interaction, signIn, failures)) return;
+    return renderSecondFactor(ctx, locale, clientName, signIn, 'mfa.error.invalid', 401);
+  });
+
   router.post('/enrol/email', async (ctx) => {
     const { interaction, locale } = await details(ctx, 'login');
     const signIn = await signInFor(ctx, 'confirm_email');
@@ -439,6 +486,19 @@ export function createInteractionRouter(deps: InteractionDeps) {
     const { locale } = await details(ctx, 'login');
     const signIn = await signInFor(ctx, 'resend_email');
     return afterSend(ctx, locale, signIn, await sendEnrolmentConfirmation(signIn, locale));
+  });
+
+  // Enrolment grace: where the global switch alone asks for a factor and the admin gives a grace, the user may finish
+  // this sign-in without one. Its claims say so (amr pwd, acr pwd); an app or acr_values that asks for MFA never
+  // leaves this open (the decision is not postponable), however the form is posted.
+  router.post('/later', async (ctx) => {
+    const d = await details(ctx, 'login');
+    const signIn = await signInFor(ctx, 'later');
+    if (!(await decide(signIn.user, d)).grace) throw new AppError(400, 'interaction_step');
+    if (!(await queries.signIns.advance(d.interaction.uid, signIn.user.id, signIn.row.step, 'finished'))) throw new AppError(400, 'interaction_step');
+    // Another sign-in may have taken the last of the grace meanwhile: this one then ends without a login.
+    if (!(await mfa.postponeEnrolment(signIn.user, actorOf(ctx, signIn.user.id, d.interaction.params.client_id)))) return deny(ctx, d.interaction, 'a second factor is required');
+    return finishLogin(ctx, d.interaction, signIn.user.id, ['pwd']);
   });
 
   router.post('/enrol', async (ctx) => {

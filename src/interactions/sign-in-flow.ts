@@ -11,6 +11,9 @@
  *      ├──password──▶ enrolling (no mail configured)
  *      └──password──▶ finished (no second factor needed)
  *
+ *   second_factor ──helpdesk bypass code──▶ enrolling (a new factor before the sign-in finishes)
+ *   confirm_email, enrolling ──later──▶ finished (enrolment grace: enforcement alone asked, password-only claims)
+ *
  * Rules that hold by construction:
  * - The user of a sign-in is fixed by its first verified authenticator (a password, a passwordless passkey, or the
  *   session it steps up) and never changes: there is no transition out of `started` but the first, and none that
@@ -23,14 +26,26 @@ export const SIGN_IN_STEPS = ['second_factor', 'confirm_email', 'enrolling', 've
 export type StoredStep = (typeof SIGN_IN_STEPS)[number];
 export type SignInStep = 'started' | StoredStep;
 
-export type SignInAction = 'password' | 'passwordless' | 'reset_password' | 'verify_factor' | 'send_code' | 'confirm_email' | 'resend_email' | 'enrol' | 'continue' | 'abort';
+export type SignInAction =
+  | 'password'
+  | 'passwordless'
+  | 'reset_password'
+  | 'verify_factor'
+  | 'send_code'
+  | 'bypass'
+  | 'confirm_email'
+  | 'resend_email'
+  | 'enrol'
+  | 'later'
+  | 'continue'
+  | 'abort';
 
 /** Which requests each step accepts. */
 export const ACTIONS: Record<SignInStep, readonly SignInAction[]> = {
   started: ['password', 'passwordless', 'reset_password', 'abort'],
-  second_factor: ['verify_factor', 'send_code', 'abort'],
-  confirm_email: ['confirm_email', 'resend_email', 'abort'],
-  enrolling: ['enrol', 'abort'],
+  second_factor: ['verify_factor', 'send_code', 'bypass', 'abort'],
+  confirm_email: ['confirm_email', 'resend_email', 'later', 'abort'],
+  enrolling: ['enrol', 'later', 'abort'],
   verified: ['continue', 'abort'],
   finished: [],
 };
@@ -60,11 +75,15 @@ export function nextStep(step: SignInStep, action: SignInAction): StoredStep | u
     case 'passwordless':
       return 'finished';
     case 'confirm_email':
+    // A helpdesk's code stands in for the lost factor only to let the user bind a new one: the sign-in finishes
+    // through that enrolment, never on the code alone, and no existing factor is removed.
+    case 'bypass':
       return 'enrolling';
     case 'enrol':
       // The new factor's recovery codes are shown once before the user goes on.
       return 'verified';
     case 'continue':
+    case 'later':
     case 'abort':
       return 'finished';
     default:

@@ -51,6 +51,8 @@ export interface MfaDecision {
   /** Only a phishing-resistant factor answers this sign-in's second step. */
   phishingResistant: boolean;
   reasons: Array<'enrolled' | 'enforced' | 'client' | 'acr_values' | 'role'>;
+  /** Set only where enforcement alone asks and the user's enrolment grace lasts: they may choose "later". */
+  grace?: { days?: number; signIns?: number };
 }
 
 /**
@@ -92,7 +94,7 @@ export function isPhishingResistant(amr: readonly string[] | undefined): boolean
 /** Whether a sign-in that ended with `amr` meets this decision (a session asked again by a later request). */
 export function satisfies(decision: MfaDecision, amr: readonly string[] | undefined): boolean {
   if (decision.phishingResistant) return isPhishingResistant(amr);
-  return !decision.required || hasSecondFactor(amr) || (decision.pinAccepted && !!amr?.includes('pin'));
+  return !decision.required || hasSecondFactor(amr) || (decision.pinAccepted && !!amr?.includes('pin')) || !!decision.grace;
 }
 
 /** The class a sign-in earned: claims say exactly what happened, never more. */

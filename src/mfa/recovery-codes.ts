@@ -6,14 +6,16 @@ import type { Clock } from '../security/clock.js';
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 export const RECOVERY_CODE_COUNT = 10;
 
-/** 10 characters of a 32-letter alphabet: 50 bits each, shown as two groups of five. */
-function newCode(): string {
-  const bytes = crypto.randomBytes(10);
+/** Characters of a 32-letter alphabet, 5 bits each, in groups of `group` (recovery codes: 10 in two groups of five). */
+export function newTypedCode(length = 10, group = 5): string {
+  const bytes = crypto.randomBytes(length);
   const chars = [...bytes].map((b) => ALPHABET[b & 31]).join('');
-  return `${chars.slice(0, 5)}-${chars.slice(5)}`;
+  return chars.match(new RegExp(`.{1,${group}}`, 'g'))!.join('-');
 }
+const newCode = () => newTypedCode();
 
-function normalise(code: string): string {
+/** What a person typed, as the code was issued: case, spaces and dashes ignored, I/L/O read as 1/0. */
+export function normaliseTypedCode(code: string): string {
   return code
     .toUpperCase()
     .replace(/[\s-]/g, '')
@@ -31,7 +33,7 @@ export interface RecoveryCodeDeps {
 
 
 function hash(deps: RecoveryCodeDeps, code: string): string {
-  return crypto.createHmac('sha256', deps.hashKey).update(normalise(code)).digest('base64url');
+  return crypto.createHmac('sha256', deps.hashKey).update(normaliseTypedCode(code)).digest('base64url');
 }
 
 /** A fresh set, replacing any previous one; the plain codes exist only in the return value. */
@@ -46,7 +48,7 @@ export async function issueRecoveryCodes(deps: RecoveryCodeDeps, userId: string)
  * conditional update lets only one of several concurrent uses of a code succeed.
  */
 export async function useRecoveryCode(deps: RecoveryCodeDeps, userId: string, code: string): Promise<boolean> {
-  const cleaned = normalise(code);
+  const cleaned = normaliseTypedCode(code);
   if (!/^[0-9A-Z]{10}$/.test(cleaned)) return false;
   return deps.queries.recoveryCodes.use(userId, hash(deps, cleaned), deps.clock.now());
 }

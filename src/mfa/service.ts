@@ -5,6 +5,7 @@ import type { Notifier } from '../notify/notifier.js';
 import type { Clock } from '../security/clock.js';
 import type { Throttle } from '../security/throttle.js';
 import type { EnrollingUser, FactorId, Method, SignInContext } from './factor.js';
+import { graceLeft, postponable } from './enrolment-grace.js';
 import { decideMfa, type MfaDecision } from './policy.js';
 import { issueRecoveryCodes, type RecoveryCodeDeps, useRecoveryCode } from './recovery-codes.js';
 import type { FactorRegistry } from './registry.js';
@@ -79,6 +80,13 @@ export function createMfaService(deps: MfaDeps) {
     await queries.access.disableWebPin(userId);
   };
 
+  /** What is left of the user's enrolment grace under enforcement, if the admin gives one (read only). */
+  const enrolmentGrace = async (userId: string) => {
+    const limits = (await settings.read('enrolment-grace')).value;
+    if (limits.days === 0 && limits.sign_ins === 0) return undefined;
+    return graceLeft(limits, await queries.enrolmentGrace.find(userId), clock.now());
+  };
+
   return {
     /** One second-step guess against the account's limits (an emailed confirmation, say), taken before it is checked. */
     reserveAttempt,
@@ -109,7 +117,7 @@ export function createMfaService(deps: MfaDeps) {
       ]);
       const enrolled = enrolledMethods.filter((m) => enabled.has(m.factor));
       const hasWebPin = enrolled.length === 0 && (await registry.issuedMethods(user.id)).some((m) => enabled.has(m.factor));
-      return decideMfa({
+      const decision = decideMfa({
         enforced: enforced.value,
         pinSatisfiesEnforcement: pinSetting.value.answers_enforcement,
         clientRequiresMfa: client.requireMfa,
@@ -120,6 +128,18 @@ export function createMfaService(deps: MfaDeps) {
         enrolledPhishingResistant: enrolled.filter((m) => registry.get(m.factor)?.phishingResistant).length,
         hasWebPin,
       });
+      return postponable(decision) ? { ...decision, grace: await enrolmentGrace(user.id) } : decision;
+    },
+
+    /**
+     * The user chose "later": one postponed sign-in is taken from their grace, atomically (false once it has run
+     * out, however many sign-ins ask at once). The caller has checked that the decision was postponable.
+     */
+    async postponeEnrolment(user: UserRow, actor: Actor) {
+      const limits = (await settings.read('enrolment-grace')).value;
+      const used = (limits.days > 0 || limits.sign_ins > 0) && (await queries.enrolmentGrace.use(user.id, limits, clock.now()));
+      await audit('mfa.enrolment_postponed', used ? 'success' : 'denied', user.id, actor, used ? { sign_ins: used.sign_ins, started_at: used.started_at } : { reason: 'grace_over' });
+      return !!used;
     },
 
     /**

@@ -15,6 +15,7 @@ export const SECURITY_EVENTS = [
   'door_pin_issued',
   'door_pin_changed',
   'email_changed',
+  'bypass_code_issued',
 ] as const;
 export type SecurityEvent = (typeof SECURITY_EVENTS)[number];
 

@@ -81,7 +81,8 @@ describe('the admin API contract', () => {
       }
     }
     expect(refusals).toEqual([]);
-  });
+    // Every operation times every role, one request each: generous on a loaded machine.
+  }, 180_000);
 
   test('every JSON body is validated: a wrong type answers 400 with a problem document naming the field', async () => {
     const token = tokens.get('super_admin')!;

@@ -134,10 +134,11 @@ describe('forms', () => {
       '/account/profile', '/account/password', '/account/sessions/sign-out-others', '/account/sessions/sign-out', '/account/apps/revoke', '/account/reauth', '/account/security/enrol/totp', '/account/security/preferred', '/account/security/remove', '/account/security/recovery-codes', '/account/security/disable', '/account/security/pin', '/account/security/pin/disable',
       '/admin/users/invite', `/admin/users/${fixtures.id}/status`, `/admin/users/${fixtures.id}/roles`, `/admin/users/${fixtures.id}/mfa-codes`, `/admin/users/${fixtures.id}/credentials`, `/admin/users/${fixtures.id}/reset-mfa`,
       '/admin/clients', `/admin/clients/${fixtures.clientId}/require-mfa`, '/admin/settings/lockout', '/admin/settings/password-policy', '/admin/settings/factors', '/admin/settings/enforce-mfa', '/admin/doors/import',
+      `/admin/users/${fixtures.id}/bypass-code`, '/admin/settings/bypass-code', '/admin/settings/enrolment-grace',
     ];
     for (const form of forms) {
       await fc.assert(
-        fc.asyncProperty(fc.dictionary(fc.oneof(fc.constantFrom('name', 'email', 'password', 'current_password', 'new_password', 'code', 'method', 'roles', 'status', 'version', 'value', 'site_id', 'csv', 'kind', 'identifier', 'time_zone', 'locale', 'redirect_uri', 'client_name'), hostileString), hostileString, { maxKeys: 5 }), async (fields) => {
+        fc.asyncProperty(fc.dictionary(fc.oneof(fc.constantFrom('name', 'email', 'password', 'current_password', 'new_password', 'code', 'method', 'roles', 'status', 'version', 'value', 'site_id', 'csv', 'kind', 'identifier', 'time_zone', 'locale', 'redirect_uri', 'client_name', 'reason', 'days', 'sign_ins', 'ttl_minutes'), hostileString), hostileString, { maxKeys: 5 }), async (fields) => {
           const response = await agent.request(`${server.url}${form}`, { form: { ...(fields as Record<string, string>), _csrf: csrf } });
           expectSafe({ status: response.status, text: await response.text(), headers: response.headers }, `POST ${form}`);
         }),

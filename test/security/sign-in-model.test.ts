@@ -13,15 +13,20 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
 /*
  * A model-based test of the sign-in pages, driven over HTTP as browsers (or an attacker with curl) would.
  *
- * Two people: V, the victim, with an authenticator app enrolled, and A, the attacker, who knows V's password but
- * holds no factor of V's. Each has a browser with a sign-in of its own open. A step, written `[A] ...` when it happens
+ * Two people: V, the victim, with an authenticator app enrolled and a helpdesk bypass code issued to them, and A, the
+ * attacker, who knows V's password but holds no factor of V's (the test may type V's bypass code anywhere). Each has a browser with a sign-in of its own open. A step, written `[A] ...` when it happens
  * in A's browser, is either what the page there asks for, done by the browser's owner ("next"), or a form post of the
  * test's choosing whatever the page shows; any step may be sent several times at once. The model keeps only what can
  * be seen from outside (which right password moved a sign-in on, which factor was proved after it) and checks,
  * however the pages look:
  *   - the app gets a code for U only if, in that sign-in, U's password was accepted and then one of U's own
- *     factors (V's app for V; for A an app A enrolled), and the ID token's amr then says mfa;
- *   - wrong second-factor codes are evaluated no more often than the per-sign-in and per-account limits allow;
+ *     factors (V's app for V; for A an app A enrolled), or U's bypass code followed by a new factor enrolled, and the
+ *     ID token's amr then says mfa;
+ *   - or, where enforcement alone asks and the admin gives a grace, U had no factor, chose "later" after their
+ *     password, within the grace, and the token says so (amr pwd, acr pwd);
+ *   - a bypass code is accepted once;
+ *   - wrong second-factor codes (bypass codes included) are evaluated no more often than the per-sign-in and
+ *     per-account limits allow;
  *   - nothing answers 5xx.
  * How a refusal looks (status, page) is left to the code under test: any 4xx, or a page that does not move on, is one.
  */
@@ -33,6 +38,8 @@ type Action =
   | { kind: 'password'; who: Who; right: boolean }
   | { kind: 'code'; who: Who; code: CodeKind }
   | { kind: 'enrol'; right: boolean }
+  | { kind: 'bypass'; right: boolean }
+  | { kind: 'later' }
   | { kind: 'continue' }
   | { kind: 'send' }
   | { kind: 'abort' };
@@ -40,7 +47,8 @@ type Intent = Action | { kind: 'next' };
 
 /** What an observer outside the server saw happen in one sign-in, in order. */
 interface Fact {
-  proved: 'password' | 'factor';
+  /** `enrolled`: a new factor bound in a sign-in of a user who already had one (only a bypass code leads there). */
+  proved: 'password' | 'factor' | 'bypass' | 'enrolled' | 'later';
   who: Who;
 }
 
@@ -55,6 +63,10 @@ interface Model {
   authenticators: Partial<Record<Who, Authenticator>>;
   /** The last code the server accepted from each app: sending it again is a replay. */
   lastAccepted: Partial<Record<Who, string>>;
+  /** V's bypass code, and whether the server accepted it already. */
+  bypass: { code: string; used: boolean };
+  /** Sign-ins each user finished with "later". */
+  postponed: Record<Who, number>;
 }
 
 interface SignIn {
@@ -72,18 +84,24 @@ interface Real {
   startedAt: number;
   /** What was sent and what came back, for the failure report: "next" steps only say what they did here. */
   transcript: string[];
+  options: RunOptions;
 }
 
 interface RunOptions {
   /** What makes MFA required: the app asking with acr_values, or the admin's global switch. */
   policy: 'acr_values' | 'enforced';
+  /** The admin's enrolment grace: none, or GRACE_SIGN_INS sign-ins. */
+  grace: boolean;
 }
+const GRACE_SIGN_INS = 2;
 
 const clock = steppingClock();
 const admin = { actorId: '00000000-0000-4000-8000-000000000000' };
 let server: TestServer;
 let app: oidc.Configuration;
 let enforced = false;
+let graceOn = false;
+let helpdeskId: string;
 let runCount = 0;
 
 beforeAll(async () => {
@@ -91,6 +109,7 @@ beforeAll(async () => {
   server = await startTestServer({ clock, env: { LATCHKEY_LOGIN_IP_FAILURES: '10000' } });
   const client = await aClient(server.latchkey);
   app = await relyingParty(server.url, client.clientId, client.clientSecret);
+  helpdeskId = (await aUser(server.latchkey, { name: 'Helpdesk', roles: ['helpdesk'] })).id;
 });
 afterAll(() => server.close());
 
@@ -164,8 +183,22 @@ function wrongCode(secret: string) {
  * password of U's counts, so a server that ignores a second /login is judged by what happened before it.
  */
 function provedBoth(facts: Fact[], who: Who) {
+  const after = proofsAfterPassword(facts, who);
+  if (!after) return false;
+  const bypass = after.findIndex((f) => f.proved === 'bypass' && f.who === who);
+  return after.some((f) => f.proved === 'factor' && f.who === who) || (bypass >= 0 && after.slice(bypass + 1).some((f) => f.proved === 'enrolled' && f.who === who));
+}
+/** What was proved in a sign-in after U's first accepted password there (undefined without one). */
+function proofsAfterPassword(facts: Fact[], who: Who) {
   const password = facts.findIndex((f) => f.proved === 'password' && f.who === who);
-  return password >= 0 && facts.some((f, i) => i > password && f.proved === 'factor' && f.who === who);
+  return password < 0 ? undefined : facts.slice(password + 1);
+}
+/** Whose sign-in it is: the user whose password first moved it on. */
+const boundTo = (facts: Fact[]) => facts.find((f) => f.proved === 'password')?.who;
+
+/** A password-only sign-in is legal only as an enrolment grace: enforcement alone, no factor, "later", within the limit. */
+function postponedLegally(m: Model, r: Real, facts: Fact[], who: Who) {
+  return r.options.policy === 'enforced' && r.options.grace && who === 'A' && !m.authenticators.A && m.postponed.A <= GRACE_SIGN_INS && !!proofsAfterPassword(facts, who)?.some((f) => f.proved === 'later' && f.who === who);
 }
 
 async function checkIssued(m: Model, r: Real, at: number, callback: string, step: string) {
@@ -185,6 +218,10 @@ async function checkIssued(m: Model, r: Real, at: number, callback: string, step
   const amr = (claims.amr as string[] | undefined) ?? [];
   const facts = m.signIns[at]!;
   if (!who) fail(r, `${step}: the app got a code for an account that took no part`, { sub: claims.sub, facts });
+  if (!amr.includes('mfa') && postponedLegally(m, r, facts, who)) {
+    if (JSON.stringify(amr) !== '["pwd"]' || claims.acr !== ACR.password) fail(r, `${step}: a postponed enrolment claimed amr ${JSON.stringify(amr)}, acr ${String(claims.acr)}`, { facts });
+    return;
+  }
   if (!provedBoth(facts, who)) fail(r, `${step}: the app got a code for ${who}, amr ${JSON.stringify(amr)}, without ${who}'s password and then ${who}'s own factor in that sign-in`, { facts });
   if (!amr.includes('mfa')) fail(r, `${step}: MFA was required but the ID token for ${who} has amr ${JSON.stringify(amr)}`, { facts });
 }
@@ -195,7 +232,10 @@ async function checkLimits(r: Real, step: string) {
   const perAccount = lockout.mfa_account_failures;
   const elapsed = (clock.now().getTime() - r.startedAt) / 1000;
   for (const who of OWNERS) {
-    const rows = await server.latchkey.queries.audit.list({ subjectId: r.users[who].id, action: 'mfa.verify', limit: 1000 });
+    // A bypass code is a second-step guess like any other: it shares both limits.
+    const rows = (
+      await Promise.all(['mfa.verify', 'mfa.bypass_code_used'].map((action) => server.latchkey.queries.audit.list({ subjectId: r.users[who].id, action, limit: 1000 })))
+    ).flat();
     const failures = rows.filter((row) => row.outcome === 'failure');
     for (const [at, signIn] of r.signIns.entries()) {
       const evaluated = failures.filter((row) => row.user_agent === signIn.userAgent).length;
@@ -259,6 +299,7 @@ class Step implements fc.AsyncCommand<Model, Real> {
     r.transcript.push(`${this}${this.intent.kind === 'next' ? ` = ${show(action)}` : ''}: POST ${prepared.path} → ${outcomes.map(describeOutcome).join(' | ')}`);
     // What the server accepted is credited before what it issued is judged: a code that passed finishes the sign-in
     // in the same response.
+    if (action.kind === 'bypass' && outcomes.filter(moved).length > 1) fail(r, `${this}: the bypass code was accepted ${outcomes.filter(moved).length} times at once`);
     if (prepared.credit && outcomes.some(prepared.credit.when)) await prepared.credit.then();
     for (const outcome of outcomes) {
       if (outcome.page.url.startsWith(CALLBACK)) await checkIssued(m, r, this.at, outcome.page.url, this.toString());
@@ -324,11 +365,13 @@ class Step implements fc.AsyncCommand<Model, Real> {
         return {
           path: '/enrol',
           form: { code },
-          // Only a user without a factor is offered an enrolment, and V has one: the new authenticator is A's.
+          // An enrolment in V's sign-in (V has a factor: only after V's bypass code) binds a new factor of V's, which the
+          // test does not use again; in any other sign-in the new authenticator is A's.
           credit: action.right
             ? {
                 when: accepted,
                 then: async () => {
+                  if (boundTo(facts) === 'V') return void facts.push({ proved: 'enrolled', who: 'V' });
                   facts.push({ proved: 'factor', who: 'A' });
                   m.authenticators.A = { secret, methodId: await newestFactorOf(r, r.users.A.id) };
                   m.lastAccepted.A = code;
@@ -337,6 +380,36 @@ class Step implements fc.AsyncCommand<Model, Real> {
             : undefined,
         };
       }
+      case 'bypass':
+        return {
+          path: '/bypass',
+          // A wrong code of the right shape: the server looks it up and compares it.
+          form: { code: action.right ? m.bypass.code : 'ZZZZ-ZZZZ-ZZZZ' },
+          credit: action.right
+            ? {
+                when: moved,
+                then: async () => {
+                  if (m.bypass.used) fail(r, `${this}: the bypass code was accepted a second time`);
+                  m.bypass.used = true;
+                  facts.push({ proved: 'bypass', who: 'V' });
+                },
+              }
+            : undefined,
+        };
+      case 'later':
+        return {
+          path: '/later',
+          form: {},
+          credit: {
+            when: moved,
+            then: async () => {
+              const who = boundTo(facts);
+              if (!who) fail(r, `${this}: "later" was accepted in a sign-in nobody's password moved on`, { facts });
+              facts.push({ proved: 'later', who });
+              m.postponed[who] += 1;
+            },
+          },
+        };
       case 'continue':
         return { path: '/continue', form: {} };
       case 'send':
@@ -358,7 +431,8 @@ function show(intent: Intent) {
     case 'code':
       return `code(${intent.who}, ${intent.code})`;
     case 'enrol':
-      return `enrol(${intent.right ? 'right' : 'wrong'})`;
+    case 'bypass':
+      return `${intent.kind}(${intent.right ? 'right' : 'wrong'})`;
     default:
       return intent.kind;
   }
@@ -376,9 +450,15 @@ async function setup(options: RunOptions): Promise<{ model: Model; real: Real }>
     enforced = options.policy === 'enforced';
     await server.latchkey.mfa.setEnforcement(enforced, admin);
   }
+  if (graceOn !== options.grace) {
+    graceOn = options.grace;
+    await server.latchkey.settings.write('enrolment-grace', { days: 0, sign_ins: graceOn ? GRACE_SIGN_INS : 0 });
+  }
   const run = ++runCount;
   const [attacker, victim] = await Promise.all([aUser(server.latchkey, { name: 'Attacker' }), aUser(server.latchkey, { name: 'Victim' })]);
   const victimApp = await enrolTotp(server.latchkey, victim, clock);
+  const victimRow = (await server.latchkey.queries.users.findById(victim.id))!;
+  const bypass = await server.latchkey.bypassCodes.issue(victimRow, 'sign-in model', { actorId: helpdeskId });
   const params: Record<string, string> = options.policy === 'acr_values' ? { acr_values: ACR.mfa } : {};
   const signIns = await Promise.all(
     OWNERS.map(async (owner, at): Promise<SignIn> => {
@@ -395,8 +475,10 @@ async function setup(options: RunOptions): Promise<{ model: Model; real: Real }>
       authenticators: { V: { secret: victimApp.secret, methodId: victimApp.methodId } },
       // The code that confirmed V's enrolment a moment ago: its time step is spent.
       lastAccepted: { V: referenceTotp(victimApp.secret, clock.now()) },
+      bypass: { code: bypass.code, used: false },
+      postponed: { A: 0, V: 0 },
     },
-    real: { users: { A: attacker, V: victim }, signIns, startedAt: clock.now().getTime(), transcript: [`policy: ${options.policy}`] },
+    real: { users: { A: attacker, V: victim }, signIns, startedAt: clock.now().getTime(), transcript: [`policy: ${options.policy}, grace: ${options.grace}`], options },
   };
 }
 
@@ -413,6 +495,9 @@ interface Mix {
   wrongOf5: number;
   /** Enrolment, continue, send, abort, each. */
   other: number;
+  /** V's bypass code (right 2 in 3), and "later". */
+  bypass: number;
+  later: number;
   /** Steps in A's browser for each one in V's. */
   inAttackersBrowser: number;
   /** Single posts for each duplicated one. */
@@ -434,6 +519,8 @@ function steps(mix: Mix) {
       }),
     },
     { weight: mix.other, arbitrary: fc.record({ kind: fc.constant('enrol' as const), right: weighted([3, true], [1, false]) }) },
+    { weight: mix.bypass, arbitrary: fc.record({ kind: fc.constant('bypass' as const), right: weighted([2, true], [1, false]) }) },
+    { weight: mix.later, arbitrary: fc.constant({ kind: 'later' as const }) },
     { weight: mix.other, arbitrary: fc.constant({ kind: 'continue' as const }) },
     { weight: mix.other, arbitrary: fc.constant({ kind: 'send' as const }) },
     { weight: mix.other, arbitrary: fc.constant({ kind: 'abort' as const }) },
@@ -448,7 +535,7 @@ function steps(mix: Mix) {
   return fc.commands([step], { maxCommands: mix.maxCommands, size: 'max' });
 }
 
-const runOptions: fc.Arbitrary<RunOptions> = fc.record({ policy: fc.constantFrom('acr_values' as const, 'enforced' as const) });
+const runOptions: fc.Arbitrary<RunOptions> = fc.record({ policy: fc.constantFrom('acr_values' as const, 'enforced' as const), grace: fc.boolean() });
 const seed = process.env.SIGN_IN_MODEL_SEED ? Number(process.env.SIGN_IN_MODEL_SEED) : undefined;
 const runs = (fallback: number) => Number(process.env.SIGN_IN_MODEL_RUNS ?? fallback);
 
@@ -465,11 +552,17 @@ describe('the sign-in pages under random sequences of form posts, some duplicate
   // states (mid-enrolment, at the second factor) and then try to change who is signing in. Simulated on a model of
   // these pages, one run in eleven or so takes a given four-step path, so 50 runs miss it about once in a hundred.
   test('the app gets a code only for a user who proved their password and then their own factor, in that sign-in', async () => {
-    await check({ next: 20, password: 20, code: 6, wrongOf5: 2, other: 1, inAttackersBrowser: 6, singles: 5, maxCommands: 20 }, runs(50));
+    await check({ next: 20, password: 20, code: 6, wrongOf5: 2, other: 1, bypass: 1, later: 1, inAttackersBrowser: 6, singles: 5, maxCommands: 20 }, runs(50));
+  }, 240_000);
+
+  // The ways round a missing factor: V's helpdesk code (then an enrolment) in either browser after either password, and
+  // "later" at every step, under both policies with and without a grace.
+  test('a bypass code leads only through a new factor and works once; "later" answers only the global switch, within the grace', async () => {
+    await check({ next: 20, password: 12, code: 2, wrongOf5: 2, other: 1, bypass: 6, later: 6, inAttackersBrowser: 2, singles: 4, maxCommands: 16 }, runs(30));
   }, 240_000);
 
   // Guesses at the second step, often several at once and in both browsers, against the same account.
   test('wrong codes are evaluated no more often than the per-sign-in and per-account limits allow', async () => {
-    await check({ next: 4, password: 3, code: 10, wrongOf5: 3, other: 1, inAttackersBrowser: 1, singles: 2, maxCommands: 12 }, runs(20));
+    await check({ next: 4, password: 3, code: 10, wrongOf5: 3, other: 1, bypass: 2, later: 1, inAttackersBrowser: 1, singles: 2, maxCommands: 12 }, runs(20));
   }, 240_000);
 });

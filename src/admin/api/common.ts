@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { UserRow } from '../../db/users.js';
 import type { Role } from '../users.js';
 
-export const READERS_OF_PEOPLE: readonly Role[] = ['super_admin', 'auditor', 'access_user_admin', 'access_user_manager', 'access_credential_manager'];
+export const READERS_OF_PEOPLE: readonly Role[] = ['super_admin', 'auditor', 'access_user_admin', 'access_user_manager', 'access_credential_manager', 'helpdesk'];
 export const PEOPLE_ADMINS: readonly Role[] = ['super_admin', 'access_user_admin'];
 
 export const idParams = z.object({ id: z.uuid({ message: 'expected an id' }) });

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Queries } from '../../db/index.js';
 import type { UserRow } from '../../db/users.js';
 import { AppError } from '../../errors.js';
+import { type BypassCodes, bypassCodeRequestSchema } from '../../mfa/bypass-codes.js';
 import type { MfaService } from '../../mfa/service.js';
 import {
   assertMayManage,
@@ -18,7 +19,7 @@ import {
   userView,
 } from '../users.js';
 import { actorOf, cursor, idParams, limitSchema, PEOPLE_ADMINS, READERS_OF_PEOPLE } from './common.js';
-import { operation } from './operation.js';
+import { operation, Reply } from './operation.js';
 
 const userSchema = z.object({
   id: z.uuid(),
@@ -49,6 +50,7 @@ const listQuery = z.object({
 
 export interface UserOperationDeps extends PeopleDeps {
   mfa: MfaService;
+  bypassCodes: BypassCodes;
 }
 
 export async function userDetail(mfa: MfaService, queries: Queries, user: UserRow) {
@@ -174,6 +176,30 @@ export function userOperations(deps: UserOperationDeps) {
       responses: { 204: { description: 'reset (also when there was nothing to reset)' } },
       handle: async (ctx, { params }) => {
         await deps.mfa.reset(await find(params.id), actorOf(ctx));
+      },
+    }),
+    operation({
+      id: 'issueBypassCode',
+      method: 'post',
+      path: '/users/:id/bypass-code',
+      tag,
+      summary: 'Issue a one-time helpdesk code for a user who lost their second factor',
+      description:
+        'The code is in this answer only, valid for the `bypass-code` setting (at most an hour) and once; a new one replaces the last. ' +
+        'With their password and this code the user must set up a new factor before the sign-in finishes; their factors stay. ' +
+        'The reason and the issuer are audited and the user is told by email. A helpdesk may issue one only for users who hold no role, and nobody for themselves.',
+      roles: ['super_admin', 'helpdesk'],
+      params: idParams,
+      body: bypassCodeRequestSchema,
+      responses: {
+        201: { description: 'issued', schema: z.object({ code: z.string(), expires_at: z.iso.datetime() }) },
+        409: { description: 'the user is disabled, has no second factor, or is you' },
+      },
+      handle: async (ctx, { params, body }) => {
+        const target = await find(params.id);
+        assertMayManage(ctx.state.user!, target);
+        const issued = await deps.bypassCodes.issue(target, body.reason, actorOf(ctx));
+        return new Reply(201, { code: issued.code, expires_at: issued.expiresAt.toISOString() }, { 'cache-control': 'no-store' });
       },
     }),
     operation({

@@ -1,0 +1,82 @@
+import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import * as oidc from 'openid-client';
+import type { Browser } from 'playwright-core';
+import { ACR } from '../../src/mfa/policy.js';
+import { aClient, APP_ORIGIN, aUser, CALLBACK } from '../helpers/factories.js';
+import { artifactPath, launchChromium } from '../helpers/chromium.js';
+import { enrolTotp, steppingClock } from '../helpers/mfa.js';
+import { referenceTotp } from '../helpers/reference-totp.js';
+import { relyingParty } from '../helpers/relying-party.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+
+const clock = steppingClock();
+let server: TestServer;
+let browser: Browser;
+beforeAll(async () => {
+  server = await startTestServer({ clock });
+  browser = await launchChromium();
+});
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+test('a super admin issues a helpdesk code in the console; the user signs in to an app with it and must set up a new authenticator first', async () => {
+  const admin = await aUser(server.latchkey, { roles: ['super_admin'] });
+  const user = await aUser(server.latchkey, { name: 'Lost Phone' });
+  await enrolTotp(server.latchkey, user, clock);
+
+  // The console: the user's page, a reason, the code shown on that answer.
+  const desk = await browser.newContext({ locale: 'en-GB' });
+  const console_ = await desk.newPage();
+  await console_.goto(`${server.url}/admin/users/${user.id}`);
+  await console_.getByLabel('Email').fill(admin.email);
+  await console_.getByLabel('Password').fill(admin.password);
+  await console_.getByRole('button', { name: 'Sign in' }).click();
+  await console_.getByLabel('Reason (kept in the audit log)').fill('lost phone; identity checked on a video call');
+  await console_.getByRole('button', { name: 'Issue a code' }).click();
+  const code = (await console_.locator('[data-generated-code]').innerText()).trim();
+  expect(code).toMatch(/^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$/);
+  await console_.screenshot({ path: artifactPath('bypass-code-issued.png'), fullPage: true });
+  await desk.close();
+
+  // The user, in another browser, signs in to an app through openid-client's authorization URL.
+  const client = await aClient(server.latchkey);
+  const config = await relyingParty(server.url, client.clientId, client.clientSecret);
+  const verifier = oidc.randomPKCECodeVerifier();
+  const authUrl = oidc.buildAuthorizationUrl(config, { redirect_uri: CALLBACK, scope: 'openid email', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: 'bypass' });
+  const app = await browser.newContext({ locale: 'en-GB' });
+  let callback = '';
+  await app.route(`${APP_ORIGIN}**`, async (route) => {
+    callback = route.request().url();
+    await route.fulfill({ body: 'signed in', contentType: 'text/plain' });
+  });
+  const tab = await app.newPage();
+  await tab.goto(authUrl.toString());
+  await tab.getByLabel('Email').fill(user.email);
+  await tab.getByLabel('Password').fill(user.password);
+  await tab.getByRole('button', { name: 'Sign in' }).click();
+  await tab.getByText('Use another method').click();
+  await tab.getByRole('link', { name: 'Use a code from your helpdesk' }).click();
+  await tab.getByLabel('Code from your helpdesk').fill(code);
+  await tab.getByRole('button', { name: 'Verify' }).click();
+
+  // No way on but a new authenticator: the page says why, and the app has nothing yet.
+  await tab.getByText('Your helpdesk code was accepted').waitFor();
+  expect(callback).toBe('');
+  await tab.screenshot({ path: artifactPath('bypass-code-enrol.png'), fullPage: true });
+  const secret = (await tab.locator('#totp-secret').innerText()).replace(/\s/g, '');
+  await tab.getByLabel('Code').fill(referenceTotp(secret, clock.now()));
+  await tab.getByRole('button', { name: 'Confirm' }).click();
+  await tab.getByRole('button', { name: 'Continue' }).click();
+  const consent = tab.getByRole('button', { name: 'Allow' });
+  await consent.waitFor({ timeout: 5000 }).then(() => consent.click(), () => undefined);
+  await tab.waitForURL(`${CALLBACK}**`);
+  const claims = (await oidc.authorizationCodeGrant(config, new URL(callback), { pkceCodeVerifier: verifier, expectedState: 'bypass' })).claims()!;
+  expect(claims.sub).toBe(user.id);
+  expect(claims.amr).toEqual(['pwd', 'otp', 'mfa']);
+  expect(claims.acr).toBe(ACR.mfa);
+  // The lost authenticator is still there (the user removes it on their account page); the new one joined it.
+  expect(await server.latchkey.queries.factors.countConfirmed(user.id)).toBe(2);
+  await app.close();
+});
