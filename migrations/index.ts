@@ -12,6 +12,7 @@ import * as doorsAdmin from './010-doors-admin.js';
 import * as doorDecisions from './011-door-decisions.js';
 import * as apiResources from './012-api-resources.js';
 import * as mustChangePassword from './013-must-change-password.js';
+import * as rememberedDevices from './015-remembered-devices.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -33,4 +34,5 @@ export const migrations: ReadonlyArray<readonly [name: string, migration: Migrat
   ['011-door-decisions', doorDecisions],
   ['012-api-resources', apiResources],
   ['013-must-change-password', mustChangePassword],
+  ['015-remembered-devices', rememberedDevices],
 ];

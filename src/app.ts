@@ -31,6 +31,7 @@ import type { Factor } from './mfa/factor.js';
 import { createFactorRegistry } from './mfa/registry.js';
 import { satisfies } from './mfa/policy.js';
 import { createMfaService } from './mfa/service.js';
+import { createRememberedDevices } from './mfa/remembered-device/index.js';
 import { createEmailNotifier, createLogEmailSender, createSmtpSender, type EmailSender } from './notify/email.js';
 import type { Notifier } from './notify/notifier.js';
 import { ensureConsoleClient, CONSOLE_CALLBACK_PATH } from './oidc/console-client.js';
@@ -139,6 +140,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
     '/static/latchkey.css': { type: 'css', body: fs.readFileSync(path.join(VIEWS_DIR, 'static', 'latchkey.css')) },
     '/static/latchkey.js': { type: 'js', body: fs.readFileSync(path.join(VIEWS_DIR, 'static', 'latchkey.js')) },
     '/static/passkeys.js': { type: 'js', body: fs.readFileSync(path.join(VIEWS_DIR, 'static', 'passkeys.js')) },
+    '/static/remembered-device.js': { type: 'js', body: fs.readFileSync(path.join(VIEWS_DIR, 'static', 'remembered-device.js')) },
     // @simplewebauthn/browser, served from our own origin (script-src 'self'): no third party sees our sign-ins.
     '/static/webauthn.js': { type: 'js', body: fs.readFileSync(path.join(PROJECT_ROOT, 'node_modules', '@simplewebauthn', 'browser', 'dist', 'bundle', 'index.umd.min.js')) },
     '/static/doors.js': { type: 'js', body: fs.readFileSync(path.join(VIEWS_DIR, 'static', 'doors.js')) },
@@ -187,6 +189,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
     clock,
     throttle,
     emailConfirmation: emailSender && createEmailConfirmation({ sender: emailSender, renderer, clock, hashKey: sentCodeHashKey(options.masterKey), issuerName: config.issuerName, ttlSeconds: config.sentCodes.ttlSeconds }),
+    rememberedDevices: createRememberedDevices({ queries, box, clock, settings, issuer: config.issuer, reserveAttempt: mfa.reserveAttempt }),
     onSignedIn: metrics.signedIn,
     onDeliveryFailure: (err, userId) => logger.error({ err, userId }, 'could not send the enrolment confirmation code'),
   });
@@ -228,6 +231,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
       await queries.signIns.purgeExpired(now);
       await queries.sentCodes.purgeExpired(now);
       await queries.passkeys.challenges.purgeExpired(now);
+      await queries.rememberedDevices.purgeExpired(now);
     },
     /** Stops listening for other instances' changes; the database itself is the caller's to close. */
     close: async () => {

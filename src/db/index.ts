@@ -7,6 +7,7 @@ import { createKeyQueries } from './keys.js';
 import { createFactorQueries, createRecoveryCodeQueries } from './factors.js';
 import { createOidcModelQueries } from './oidc-models.js';
 import { createPasskeyQueries } from './passkeys.js';
+import { createRememberedDeviceQueries } from './remembered-devices.js';
 import { createResourceQueries } from './resources.js';
 import { createSentCodeQueries } from './sent-codes.js';
 import { createSettingQueries } from './settings.js';
@@ -33,6 +34,7 @@ export function createQueries(db: Database, hooks: { onAudit?: (event: AuditEven
     invitations: createInvitationQueries(db),
     passkeys: createPasskeyQueries(db),
     resources: createResourceQueries(db),
+    rememberedDevices: createRememberedDeviceQueries(db),
     ping: async () => {
       await db.raw('select 1');
     },

@@ -2,7 +2,7 @@
  * The sign-in as an explicit state machine. Everything a reader needs to know about which request may happen when
  * is in this file; the routes only parse, call one transition and render.
  *
- *   started ──password──▶ second_factor ──factor──▶ finished
+ *   started ──password──▶ second_factor ──factor or remembered browser──▶ finished
  *      │                       ▲
  *      │    (session step-up) ─┘
  *      ├──passwordless──▶ finished (a passkey that verified its user: both factors at once)
@@ -22,12 +22,12 @@ export const SIGN_IN_STEPS = ['second_factor', 'confirm_email', 'enrolling', 've
 export type StoredStep = (typeof SIGN_IN_STEPS)[number];
 export type SignInStep = 'started' | StoredStep;
 
-export type SignInAction = 'password' | 'passwordless' | 'verify_factor' | 'send_code' | 'confirm_email' | 'resend_email' | 'enrol' | 'continue' | 'abort';
+export type SignInAction = 'password' | 'passwordless' | 'verify_factor' | 'remembered_device' | 'send_code' | 'confirm_email' | 'resend_email' | 'enrol' | 'continue' | 'abort';
 
 /** Which requests each step accepts. */
 export const ACTIONS: Record<SignInStep, readonly SignInAction[]> = {
   started: ['password', 'passwordless', 'abort'],
-  second_factor: ['verify_factor', 'send_code', 'abort'],
+  second_factor: ['verify_factor', 'remembered_device', 'send_code', 'abort'],
   confirm_email: ['confirm_email', 'resend_email', 'abort'],
   enrolling: ['enrol', 'abort'],
   verified: ['continue', 'abort'],
@@ -56,6 +56,7 @@ export function nextStep(step: SignInStep, action: SignInAction): StoredStep | u
   if (!accepts(step, action)) return undefined;
   switch (action) {
     case 'verify_factor':
+    case 'remembered_device':
     case 'passwordless':
       return 'finished';
     case 'confirm_email':
