@@ -179,6 +179,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
   const passwordLogin = { queries, hasher, throttle, settings };
   const consoleSession = createConsoleSession({ providers, queries, mfa, issuer: config.issuer });
   app.use(async (ctx, next) => (ctx.path === CONSOLE_CALLBACK_PATH ? consoleSession.callback(ctx, next) : next()));
+  const rememberedDevices = createRememberedDevices({ queries, box, clock, settings, issuer: config.issuer, reserveAttempt: mfa.reserveAttempt });
   const interactions = createInteractionRouter({
     providers,
     renderer,
@@ -189,14 +190,14 @@ export async function createLatchkey(options: LatchkeyOptions) {
     clock,
     throttle,
     emailConfirmation: emailSender && createEmailConfirmation({ sender: emailSender, renderer, clock, hashKey: sentCodeHashKey(options.masterKey), issuerName: config.issuerName, ttlSeconds: config.sentCodes.ttlSeconds }),
-    rememberedDevices: createRememberedDevices({ queries, box, clock, settings, issuer: config.issuer, reserveAttempt: mfa.reserveAttempt }),
+    rememberedDevices,
     onSignedIn: metrics.signedIn,
     onDeliveryFailure: (err, userId) => logger.error({ err, userId }, 'could not send the enrolment confirmation code'),
   });
   app.use(interactions.routes());
   const people = { queries, hasher, settings, notifier, clock, issuer: config.issuer, issuerName: config.issuerName, changes };
   const adminApi = createAdminApi({ ...people, mfa, providers, clients, resources, access, box, builtFactors: registry.factors.map((f) => f.id), mailConfigured: emailSender !== undefined });
-  app.use(createAccountRouter({ console: consoleSession, mfa, access, renderer, passwordLogin, clock, defaultLocale: config.defaultLocale, people, providers }).routes());
+  app.use(createAccountRouter({ console: consoleSession, mfa, access, renderer, passwordLogin, clock, defaultLocale: config.defaultLocale, people, providers, rememberedDevices }).routes());
   app.use(createInvitationRouter({ people, renderer, defaultLocale: config.defaultLocale }).routes());
   app.use(createAdminRouter({ console: consoleSession, api: adminApi, queries, renderer, defaultLocale: config.defaultLocale }).routes());
   app.use(adminApi.router.routes());
