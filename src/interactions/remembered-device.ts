@@ -27,13 +27,14 @@ const MAX_DEVICES_PER_BROWSER = 5;
 const deviceId = z.uuid();
 
 export function rememberedDeviceIds(ctx: Context): string[] {
-  const value = ctx.cookies.get(COOKIE) ?? '';
+  // Not signed: a name proves nothing, and a signature would only tie remembering to the cookie keys' rotation.
+  const value = ctx.cookies.get(COOKIE, { signed: false }) ?? '';
   return value.split('.').filter((id) => deviceId.safeParse(id).success).slice(0, MAX_DEVICES_PER_BROWSER);
 }
 
 function addToCookie(ctx: Context, id: string, days: number) {
   const ids = [id, ...rememberedDeviceIds(ctx).filter((other) => other !== id)].slice(0, MAX_DEVICES_PER_BROWSER);
-  ctx.cookies.set(COOKIE, ids.join('.'), { httpOnly: true, sameSite: 'lax', secure: ctx.secure, maxAge: days * 86_400_000, overwrite: true });
+  ctx.cookies.set(COOKIE, ids.join('.'), { httpOnly: true, sameSite: 'lax', secure: ctx.secure, signed: false, maxAge: days * 86_400_000, overwrite: true });
 }
 
 /**
@@ -72,7 +73,7 @@ export interface SecondStepFlow {
   answerSecondStep(
     ctx: Context,
     action: 'remembered_device',
-    verify: (signIn: BoundSignIn, actor: Actor) => Promise<SecondStepOutcome>,
+    verify: (answer: { signIn: BoundSignIn; actor: Actor }) => Promise<SecondStepOutcome>,
     error: string,
   ): Promise<void>;
 }
@@ -111,7 +112,7 @@ export function createRememberedDeviceRoutes(devices: RememberedDevices) {
         await flow.answerSecondStep(
           ctx,
           'remembered_device',
-          async (signIn, actor) => {
+          async ({ signIn, actor }) => {
             const outcome = await devices.verify(signIn.user, view(ctx, signIn.row), form.data, actor);
             return outcome.ok ? outcome : { ok: false, locked: outcome.reason === 'throttled', retryAfterSeconds: outcome.retryAfterSeconds };
           },

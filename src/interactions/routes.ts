@@ -373,7 +373,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
   const answerSecondStep = async (
     ctx: Context,
     action: 'verify_factor' | 'remembered_device',
-    verify: (signIn: BoundSignIn, actor: ReturnType<typeof actorOf>, failures: number) => Promise<{ ok: true; amr: string[] } | { ok: false; locked: boolean; retryAfterSeconds?: number }>,
+    verify: (answer: { signIn: BoundSignIn; actor: ReturnType<typeof actorOf>; failures: number; locale: Locale }) => Promise<{ ok: true; amr: string[] } | { ok: false; locked: boolean; retryAfterSeconds?: number }>,
     error = 'mfa.error.invalid',
     afterSuccess?: (signIn: BoundSignIn, actor: ReturnType<typeof actorOf>) => Promise<void>,
   ) => {
@@ -382,7 +382,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
     const failures = await reserveTry(ctx, interaction, signIn);
     if (failures === undefined) return;
     const actor = actorOf(ctx, signIn.user.id, interaction.params.client_id);
-    const outcome = await verify(signIn, actor, failures);
+    const outcome = await verify({ signIn, actor, failures, locale });
     if (outcome.ok) {
       if (!(await queries.signIns.advance(interaction.uid, signIn.user.id, 'second_factor', 'finished'))) throw new AppError(400, 'interaction_step');
       await afterSuccess?.(signIn, actor);
@@ -398,14 +398,13 @@ export function createInteractionRouter(deps: InteractionDeps) {
   const secondStepFlow: SecondStepFlow = { answerSecondStep };
 
   router.post('/mfa', async (ctx) => {
-    const { locale } = await details(ctx, 'login');
     const form = codeFormSchema.safeParse(ctx.request.body);
     if (!form.success) throw new AppError(400, 'malformed_body', 'invalid form', form.error.issues[0]?.path.join('.'));
     ctx.query.method = form.data.method;
     await answerSecondStep(
       ctx,
       'verify_factor',
-      (signIn, actor, failures) =>
+      ({ signIn, actor, failures, locale }) =>
         mfa.verifyAtSignIn(
           signIn.user,
           {
