@@ -13,6 +13,7 @@ import * as doorDecisions from './011-door-decisions.js';
 import * as apiResources from './012-api-resources.js';
 import * as mustChangePassword from './013-must-change-password.js';
 import * as bypassCodes from './014-bypass-codes.js';
+import * as rememberedDevices from './015-remembered-devices.js';
 import * as passwordReset from './016-password-reset.js';
 import * as sessions from './017-sessions.js';
 
@@ -37,6 +38,7 @@ export const migrations: ReadonlyArray<readonly [name: string, migration: Migrat
   ['012-api-resources', apiResources],
   ['013-must-change-password', mustChangePassword],
   ['014-bypass-codes', bypassCodes],
+  ['015-remembered-devices', rememberedDevices],
   ['016-password-reset', passwordReset],
   ['017-sessions', sessions],
 ];

@@ -32,6 +32,7 @@ import { createFactorRegistry } from './mfa/registry.js';
 import { createBypassCodes } from './mfa/bypass-codes.js';
 import { satisfies } from './mfa/policy.js';
 import { createMfaService } from './mfa/service.js';
+import { createRememberedDevices } from './mfa/remembered-device/index.js';
 import { createEmailNotifier, createLogEmailSender, createSmtpSender, type EmailSender } from './notify/email.js';
 import type { Notifier } from './notify/notifier.js';
 import { ensureConsoleClient, CONSOLE_CALLBACK_PATH } from './oidc/console-client.js';
@@ -144,6 +145,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
     '/static/latchkey.css': { type: 'css', body: fs.readFileSync(path.join(VIEWS_DIR, 'static', 'latchkey.css')) },
     '/static/latchkey.js': { type: 'js', body: fs.readFileSync(path.join(VIEWS_DIR, 'static', 'latchkey.js')) },
     '/static/passkeys.js': { type: 'js', body: fs.readFileSync(path.join(VIEWS_DIR, 'static', 'passkeys.js')) },
+    '/static/remembered-device.js': { type: 'js', body: fs.readFileSync(path.join(VIEWS_DIR, 'static', 'remembered-device.js')) },
     // @simplewebauthn/browser, served from our own origin (script-src 'self'): no third party sees our sign-ins.
     '/static/webauthn.js': { type: 'js', body: fs.readFileSync(path.join(PROJECT_ROOT, 'node_modules', '@simplewebauthn', 'browser', 'dist', 'bundle', 'index.umd.min.js')) },
     '/static/doors.js': { type: 'js', body: fs.readFileSync(path.join(VIEWS_DIR, 'static', 'doors.js')) },
@@ -183,6 +185,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
   const passwordLogin = { queries, hasher, throttle, settings };
   const consoleSession = createConsoleSession({ providers, queries, mfa, issuer: config.issuer });
   app.use(async (ctx, next) => (ctx.path === CONSOLE_CALLBACK_PATH ? consoleSession.callback(ctx, next) : next()));
+  const rememberedDevices = createRememberedDevices({ queries, box, clock, settings, issuer: config.issuer, reserveAttempt: mfa.reserveAttempt });
   const interactions = createInteractionRouter({
     providers,
     renderer,
@@ -194,6 +197,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
     clock,
     throttle,
     emailConfirmation: emailSender && createEmailConfirmation({ sender: emailSender, renderer, clock, hashKey: sentCodeHashKey(options.masterKey), issuerName: config.issuerName, ttlSeconds: config.sentCodes.ttlSeconds }),
+    rememberedDevices,
     onSignedIn: metrics.signedIn,
     onDeliveryFailure: (err, userId) => logger.error({ err, userId }, 'could not send the enrolment confirmation code'),
   });
@@ -210,7 +214,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
   app.use(createPasswordResetRouter({ resets: passwordResets, providers, renderer, queries, clock, defaultLocale: config.defaultLocale }).routes());
   const adminApi = createAdminApi({ ...people, passwordResets, mfa, bypassCodes, providers, clients, resources, access, box, builtFactors: registry.factors.map((f) => f.id), mailConfigured: emailSender !== undefined });
   for (const router of createSessionsRouters({ console: consoleSession, renderer, defaultLocale: config.defaultLocale, people, providers, clients })) app.use(router.routes());
-  app.use(createAccountRouter({ console: consoleSession, mfa, access, renderer, passwordLogin, clock, defaultLocale: config.defaultLocale, people, providers }).routes());
+  app.use(createAccountRouter({ console: consoleSession, mfa, access, renderer, passwordLogin, clock, defaultLocale: config.defaultLocale, people, providers, rememberedDevices }).routes());
   app.use(createInvitationRouter({ people, renderer, defaultLocale: config.defaultLocale }).routes());
   app.use(createAdminRouter({ console: consoleSession, api: adminApi, queries, renderer, defaultLocale: config.defaultLocale }).routes());
   app.use(adminApi.router.routes());
@@ -248,6 +252,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
       await queries.passkeys.challenges.purgeExpired(now);
       await queries.passwordResets.purgeExpired(now);
       await queries.bypassCodes.purgeExpired(now);
+      await queries.rememberedDevices.purgeExpired(now);
     },
     /** Stops listening for other instances' changes; the database itself is the caller's to close. */
     close: async () => {

@@ -13,6 +13,7 @@ import { assertPasswordAllowed, type PasswordPolicyDeps } from '../security/pass
 import type { PasswordHasher } from '../security/passwords.js';
 import { constantTimeEqual } from '../security/secret-box.js';
 import type { Throttle, ThrottleRule } from '../security/throttle.js';
+import { forgetAllDevices } from '../mfa/remembered-device/index.js';
 import { signOutEverywhere } from './sessions.js';
 
 /**
@@ -186,6 +187,8 @@ export function createPasswordResets(deps: PasswordResetDeps) {
       const sessions = await signOutEverywhere({ queries }, user.id);
       // A sign-in someone has taken past the old password (waiting at its second factor) ends too.
       const signIns = await queries.signIns.endAllOf(user.id);
+      // A new password starts over everywhere: no remembered browser skips the second factor after it.
+      await forgetAllDevices({ queries }, user.id, { ...by, actorId: user.id }, 'password_reset');
       await audit('password_reset.complete', 'success', by, user.id, { sessions, sign_ins: signIns });
       await deps.notifier.notify(user, 'password_changed');
       return { ok: true, user };

@@ -9,6 +9,7 @@ import { AppError } from '../errors.js';
 import type { Locale } from '../i18n.js';
 import { authenticateWithPassword, type PasswordLoginDeps } from '../interactions/password-login.js';
 import type { MfaService } from '../mfa/service.js';
+import type { RememberedDevices } from '../mfa/remembered-device/index.js';
 import type { PageRenderer } from '../render.js';
 import { changePassword, type PeopleDeps } from '../admin/users.js';
 import type { ProviderHolder } from '../oidc/provider-holder.js';
@@ -30,6 +31,7 @@ export interface AccountDeps {
   defaultLocale: Locale;
   people: PeopleDeps;
   providers: ProviderHolder;
+  rememberedDevices: RememberedDevices;
 }
 
 const reauthSchema = z.object({ password: z.string().min(1).max(1024), next: z.string().max(200).default('/account/security') });
@@ -45,6 +47,7 @@ const profileSchema = z.object({
   time_zone: z.string().max(64).refine((zone) => zone === '' || isTimeZone(zone), { message: 'expected an IANA time zone such as Asia/Seoul' }).transform((zone) => zone || null),
 });
 const passwordChangeSchema = z.object({ current_password: z.string().max(MAX_PASSWORD_LENGTH), new_password: z.string().max(MAX_PASSWORD_LENGTH), new_password_again: z.string().max(MAX_PASSWORD_LENGTH) });
+const deviceSchema = z.object({ device: z.uuid() });
 
 /** Self-service: the user's own sign-in methods. Every change needs the password entered in the last 5 minutes. */
 export function createAccountRouter(deps: AccountDeps) {
@@ -73,6 +76,7 @@ export function createAccountRouter(deps: AccountDeps) {
       canEnrol: Object.fromEntries((await mfa.enrollableFactors()).map((id) => [id, true])),
       methods: methods.map((m) => ({ id: m.id, factor: m.factor, label: m.label, hint: m.hint, detail: m.detail, preferred: m.id === user.preferred_factor_id || (!user.preferred_factor_id && m === methods[0]), addedAt: m.record.confirmed_at, lastUsedAt: m.record.last_used_at })),
       recoveryLeft: await mfa.remainingRecoveryCodes(user.id),
+      rememberedDevices: (await deps.rememberedDevices.list(user.id)).map((d) => ({ id: d.id, label: d.label, createdAt: d.created_at, lastUsedAt: d.last_used_at, expiresAt: d.expires_at })),
       enforced: (await mfa.readEnforcement()).value,
       reauthenticated: deps.console.isRecentlyReauthenticated(ctx, user.id, clock.now()),
       notice,
@@ -208,6 +212,18 @@ export function createAccountRouter(deps: AccountDeps) {
     await deps.access.disableWebPin(user.id, actor(ctx));
     ctx.redirect('/account/security?notice=pin_disabled');
   }));
+
+  // Forgetting a browser only takes away a shortcut: no password needed, as for signing other sessions out.
+  router.post('/security/devices/forget', async (ctx) => {
+    const form = deviceSchema.safeParse(ctx.request.body);
+    if (!form.success) throw new AppError(400, 'malformed_body', 'invalid form', 'device');
+    if (!(await deps.rememberedDevices.forget(ctx.state.user!, form.data.device, actor(ctx)))) throw new AppError(404, 'device_not_found', 'no such device', 'device');
+    ctx.redirect('/account/security?notice=device_forgotten');
+  });
+  router.post('/security/devices/forget-all', async (ctx) => {
+    await deps.rememberedDevices.forgetAll(ctx.state.user!, actor(ctx));
+    ctx.redirect('/account/security?notice=devices_forgotten');
+  });
 
   router.post('/security/disable', afterReauth(async (ctx, user) => {
     await mfa.disable(user, actor(ctx));

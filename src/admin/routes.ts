@@ -32,6 +32,7 @@ const settingForms: { [N in SettingName]: z.ZodType } = {
   'enforce-mfa': z.object({ enforce: checkbox }).transform((form) => ({ enabled: form.enforce })),
   'door-pin': z.object({ answers_enforcement: checkbox }),
   'admin-phishing-resistant': z.object({ required: checkbox }),
+  'remember-device': z.object({ days: z.coerce.number() }),
   factors: z.object({ enabled: z.union([z.string(), z.array(z.string())]).optional() }).transform((form) => ({ enabled: [form.enabled ?? []].flat() })),
   'password-policy': z.object({ min_length: z.coerce.number() }),
   lockout: z.object({

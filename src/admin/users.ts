@@ -11,6 +11,7 @@ import type { Notifier } from '../notify/notifier.js';
 import type { Clock } from '../security/clock.js';
 import { emailSchema } from '../security/email.js';
 import { accountGuessKey, accountGuessRule, TooManyGuesses } from '../security/password-guesses.js';
+import { forgetAllDevices } from '../mfa/remembered-device/index.js';
 import { assertPasswordAllowed, newPasswordSchema, type PasswordPolicyDeps } from '../security/password-policy.js';
 import type { PasswordHasher } from '../security/passwords.js';
 import { createThrottle } from '../security/throttle.js';
@@ -215,6 +216,8 @@ export async function setRoles(deps: PeopleDeps, target: UserRow, roles: readonl
 
 export async function revokeSessions(deps: PeopleDeps, target: UserRow, by: Acting, keepSessionId?: string) {
   const sessions = keepSessionId ? await deps.queries.oidcModels.revokeAccount(target.id, keepSessionId) : await signOutEverywhere(deps, target.id);
+  // Everywhere means every browser too: none of them skips the second factor at the next sign-in.
+  if (!keepSessionId) await forgetAllDevices(deps, target.id, by, 'signed_out_everywhere');
   await audit(deps, keepSessionId ? 'user.sign_out_others' : 'user.revoke_sessions', target.id, by, { sessions });
   await deps.notifier.notify(target, 'signed_out_elsewhere');
   return sessions;
@@ -240,6 +243,7 @@ export async function changePassword(deps: PeopleDeps, user: UserRow, current: s
   await reservation.succeeded();
   await assertPasswordAllowed(deps, next, user, 'new_password');
   await deps.queries.users.setPasswordHash(user.id, await deps.hasher.hash(next), { mustChange: false });
+  await forgetAllDevices(deps, user.id, by, 'password_change');
   await audit(deps, 'user.password_change', user.id, by);
   await deps.notifier.notify(user, 'password_changed');
 }
@@ -257,6 +261,7 @@ export async function resetPassword(deps: PeopleDeps, user: UserRow, given: stri
   await deps.queries.throttle.clear(accountGuessKey(user.email));
   const sessions = await signOutEverywhere(deps, user.id);
   await deps.queries.signIns.endAllOf(user.id);
+  await forgetAllDevices(deps, user.id, by, 'password_reset');
   await audit(deps, 'user.password_reset', user.id, by, { generated: given === undefined, sessions });
   await deps.notifier.notify(user, 'password_changed');
   return { generatedPassword: given === undefined ? password : undefined };

@@ -16,6 +16,9 @@ export const settingSchemas = {
   // Admin rights (console admin pages, admin API) only with a passkey sign-in: a phished password and code do not
   // reach them. Off by default.
   'admin-phishing-resistant': z.object({ required: z.boolean({ message: 'expected true or false' }) }).strict(),
+  // "Remember this browser for N days" after a second factor (0: never offered, and remembered browsers stop
+  // answering). Off by default: it turns the second factor into something the browser holds.
+  'remember-device': z.object({ days: z.number({ message: 'expected a number of days' }).int().min(0).max(365) }).strict(),
   factors: z
     .object({ enabled: z.array(z.enum(FACTOR_IDS)).min(1, { message: 'at least one factor' }).max(FACTOR_IDS.length).refine((ids) => new Set(ids).size === ids.length, { message: 'each factor once' }) })
     .strict(),
@@ -52,6 +55,7 @@ export function settingDefaults(config: Config, builtFactors: ReadonlyArray<Sett
     'enforce-mfa': { enabled: false },
     'door-pin': { answers_enforcement: false },
     'admin-phishing-resistant': { required: false },
+    'remember-device': { days: 0 },
     factors: { enabled: [...builtFactors] },
     'password-policy': { min_length: 8 },
     lockout: {

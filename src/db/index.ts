@@ -11,6 +11,7 @@ import { createFactorQueries, createRecoveryCodeQueries } from './factors.js';
 import { createOidcModelQueries } from './oidc-models.js';
 import { createPasskeyQueries } from './passkeys.js';
 import { createPasswordResetQueries } from './password-resets.js';
+import { createRememberedDeviceQueries } from './remembered-devices.js';
 import { createResourceQueries } from './resources.js';
 import { createSentCodeQueries } from './sent-codes.js';
 import { createSettingQueries } from './settings.js';
@@ -41,6 +42,7 @@ export function createQueries(db: Database, hooks: { onAudit?: (event: AuditEven
     passwordResets: createPasswordResetQueries(db),
     bypassCodes: createBypassCodeQueries(db),
     enrolmentGrace: createEnrolmentGraceQueries(db),
+    rememberedDevices: createRememberedDeviceQueries(db),
     ping: async () => {
       await db.raw('select 1');
     },

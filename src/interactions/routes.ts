@@ -21,6 +21,8 @@ import { csrf } from '../security/koa-csrf.js';
 import type { Throttle } from '../security/throttle.js';
 import type { EmailConfirmation } from './email-confirmation.js';
 import { authenticateWithPassword, loginFormSchema, type PasswordLoginDeps } from './password-login.js';
+import type { RememberedDevices } from '../mfa/remembered-device/index.js';
+import { createRememberedDeviceRoutes, rememberKeyField, type SecondStepFlow } from './remembered-device.js';
 import { accepts, afterPassword, MAX_FAILURES_PER_SIGN_IN, type SecondStep, type SignInAction, type SignInStep, type StoredStep } from './sign-in-flow.js';
 
 /** The second-factor page's entry for a helpdesk's one-time code. */
@@ -39,6 +41,8 @@ export interface InteractionDeps {
   defaultLocale: Locale;
   /** Present where mail is configured: a first factor bound at sign-in is then confirmed through the inbox. */
   emailConfirmation?: EmailConfirmation;
+  /** Browsers remembered after a second factor, answering for it in later sign-ins. */
+  rememberedDevices: RememberedDevices;
   /** Told of every completed sign-in (metrics). */
   onSignedIn?: (amr: readonly string[]) => void;
   /** Where a mail that could not be sent is reported to the operator. */
@@ -49,6 +53,7 @@ const codeFormSchema = z.object({
   method: z.string().min(1).max(64),
   // A typed code, or a challenge/response factor's whole response (WebAuthn JSON): each factor parses its own.
   code: z.string().max(16_384).default(''),
+  remember_key: rememberKeyField,
 });
 const passwordlessFormSchema = z.object({ code: z.string().min(1).max(16_384) });
 const enrolFormSchema = z.object({ code: z.string().max(64).default('') });
@@ -69,6 +74,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
   const { mfa, queries, clock } = deps;
   const router = new Router({ prefix: '/interaction/:uid' });
   const provider = () => deps.providers.provider;
+  const remembered = createRememberedDeviceRoutes(deps.rememberedDevices);
 
   const details = async (ctx: Context, expectedPrompt?: string) => {
     const interaction = await provider().interactionDetails(ctx.req, ctx.res);
@@ -81,6 +87,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
     });
     ctx.state.locale = locale;
     const client = await provider().Client.find(String(interaction.params.client_id));
+    ctx.state.neverRememberDevices = client?.metadata().never_remember_devices === true;
     // Kept for the enrolment pages, which offer "later" only where this client and request leave it open.
     return (ctx.state.signInDetails = {
       interaction,
@@ -241,6 +248,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
           : chosen && { id: chosen.id, factor: chosen.factor, label: chosen.label, hint: chosen.hint, sendsCode: mfa.sendsCode(chosen.factor), ceremony },
       error,
       sent,
+      remember: await remembered.pageData(ctx, signIn),
     }, status);
   };
 
@@ -387,28 +395,26 @@ export function createInteractionRouter(deps: InteractionDeps) {
     return finishLogin(ctx, interaction, outcome.user.id, outcome.amr);
   });
 
-  router.post('/mfa', async (ctx) => {
+  /**
+   * One answer at the second step (a code, a passkey, a remembered browser): the sign-in's try is taken before
+   * `verify` runs; then the sign-in finishes, or the page comes back with `error`.
+   */
+  const answerSecondStep = async (
+    ctx: Context,
+    action: 'verify_factor' | 'remembered_device',
+    verify: (answer: { signIn: BoundSignIn; actor: ReturnType<typeof actorOf>; failures: number; locale: Locale }) => Promise<{ ok: true; amr: string[] } | { ok: false; locked: boolean; retryAfterSeconds?: number }>,
+    error = 'mfa.error.invalid',
+    afterSuccess?: (signIn: BoundSignIn, actor: ReturnType<typeof actorOf>) => Promise<void>,
+  ) => {
     const { interaction, locale, clientName } = await details(ctx, 'login');
-    const signIn = await signInFor(ctx, 'verify_factor');
-    const form = codeFormSchema.safeParse(ctx.request.body);
-    if (!form.success) throw new AppError(400, 'malformed_body', 'invalid form', form.error.issues[0]?.path.join('.'));
-    ctx.query.method = form.data.method;
+    const signIn = await signInFor(ctx, action);
     const failures = await reserveTry(ctx, interaction, signIn);
     if (failures === undefined) return;
-    const outcome = await mfa.verifyAtSignIn(
-      signIn.user,
-      {
-        methodId: form.data.method,
-        code: form.data.code,
-        pinAccepted: signIn.row.pin_accepted,
-        phishingResistant: signIn.row.phishing_resistant,
-        firstFailureAfterPassword: failures === 1 && signIn.row.password_verified_at !== null,
-      },
-      { interactionUid: interaction.uid, locale },
-      actorOf(ctx, signIn.user.id, interaction.params.client_id),
-    );
+    const actor = actorOf(ctx, signIn.user.id, interaction.params.client_id);
+    const outcome = await verify({ signIn, actor, failures, locale });
     if (outcome.ok) {
       if (!(await queries.signIns.advance(interaction.uid, signIn.user.id, 'second_factor', 'finished'))) throw new AppError(400, 'interaction_step');
+      await afterSuccess?.(signIn, actor);
       return finishLogin(ctx, interaction, signIn.user.id, outcome.amr);
     }
     if (outcome.locked) {
@@ -416,8 +422,35 @@ export function createInteractionRouter(deps: InteractionDeps) {
       return renderSecondFactor(ctx, locale, clientName, signIn, 'mfa.error.locked', 429);
     }
     if (await endIfLastTry(ctx, interaction, signIn, failures)) return;
-    return renderSecondFactor(ctx, locale, clientName, signIn, 'mfa.error.invalid', 401);
+    return renderSecondFactor(ctx, locale, clientName, signIn, error, 401);
+  };
+  const secondStepFlow: SecondStepFlow = { answerSecondStep };
+
+  router.post('/mfa', async (ctx) => {
+    const form = codeFormSchema.safeParse(ctx.request.body);
+    if (!form.success) throw new AppError(400, 'malformed_body', 'invalid form', form.error.issues[0]?.path.join('.'));
+    ctx.query.method = form.data.method;
+    await answerSecondStep(
+      ctx,
+      'verify_factor',
+      ({ signIn, actor, failures, locale }) =>
+        mfa.verifyAtSignIn(
+          signIn.user,
+          {
+            methodId: form.data.method,
+            code: form.data.code,
+            pinAccepted: signIn.row.pin_accepted,
+            phishingResistant: signIn.row.phishing_resistant,
+            firstFailureAfterPassword: failures === 1 && signIn.row.password_verified_at !== null,
+          },
+          { interactionUid: signIn.row.interaction_uid, locale },
+          actor,
+        ),
+      'mfa.error.invalid',
+      (signIn, actor) => remembered.rememberAfterSecondFactor(ctx, signIn, form.data.remember_key, actor),
+    );
   });
+  remembered.register(router, secondStepFlow);
 
   router.post('/mfa/send', async (ctx) => {
     const { interaction, locale, clientName } = await details(ctx, 'login');

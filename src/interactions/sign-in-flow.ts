@@ -2,7 +2,7 @@
  * The sign-in as an explicit state machine. Everything a reader needs to know about which request may happen when
  * is in this file; the routes only parse, call one transition and render.
  *
- *   started ──password──▶ second_factor ──factor──▶ finished
+ *   started ──password──▶ second_factor ──factor or remembered browser──▶ finished
  *      │                       ▲
  *      │    (session step-up) ─┘
  *      ├──passwordless──▶ finished (a passkey that verified its user: both factors at once)
@@ -31,6 +31,7 @@ export type SignInAction =
   | 'passwordless'
   | 'reset_password'
   | 'verify_factor'
+  | 'remembered_device'
   | 'send_code'
   | 'bypass'
   | 'confirm_email'
@@ -43,7 +44,7 @@ export type SignInAction =
 /** Which requests each step accepts. */
 export const ACTIONS: Record<SignInStep, readonly SignInAction[]> = {
   started: ['password', 'passwordless', 'reset_password', 'abort'],
-  second_factor: ['verify_factor', 'send_code', 'bypass', 'abort'],
+  second_factor: ['verify_factor', 'remembered_device', 'send_code', 'bypass', 'abort'],
   confirm_email: ['confirm_email', 'resend_email', 'later', 'abort'],
   enrolling: ['enrol', 'later', 'abort'],
   verified: ['continue', 'abort'],
@@ -72,6 +73,7 @@ export function nextStep(step: SignInStep, action: SignInAction): StoredStep | u
   if (!accepts(step, action)) return undefined;
   switch (action) {
     case 'verify_factor':
+    case 'remembered_device':
     case 'passwordless':
       return 'finished';
     case 'confirm_email':

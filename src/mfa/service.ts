@@ -7,6 +7,7 @@ import type { Throttle } from '../security/throttle.js';
 import type { EnrollingUser, FactorId, Method, SignInContext } from './factor.js';
 import { graceLeft, postponable } from './enrolment-grace.js';
 import { decideMfa, type MfaDecision } from './policy.js';
+import { forgetAllDevices } from './remembered-device/index.js';
 import { issueRecoveryCodes, type RecoveryCodeDeps, useRecoveryCode } from './recovery-codes.js';
 import type { FactorRegistry } from './registry.js';
 
@@ -69,14 +70,16 @@ export function createMfaService(deps: MfaDeps) {
     return registry.factors.find((f) => f.ceremony?.passwordless && enabled.has(f.id));
   };
 
-  const clearSecrets = async (userId: string) => {
+  /** No factor left: its recovery codes, and the browsers remembered in its place, go too. */
+  const clearSecrets = async (userId: string, actor: Partial<Actor>, reason: string) => {
     await queries.users.setPreferredFactor(userId, null);
     await queries.factors.removeAll(userId);
     await queries.recoveryCodes.removeAll(userId);
+    await forgetAllDevices(deps, userId, actor, reason);
   };
   /** Turning MFA off, or an admin's reset, leaves no second step at all: a door PIN stops answering one too. */
-  const clearEverySecondStep = async (userId: string) => {
-    await clearSecrets(userId);
+  const clearEverySecondStep = async (userId: string, actor: Partial<Actor>, reason: string) => {
+    await clearSecrets(userId, actor, reason);
     await queries.access.disableWebPin(userId);
   };
 
@@ -311,7 +314,7 @@ export function createMfaService(deps: MfaDeps) {
       const removed = (await queries.factors.remove(user.id, methodId)) > 0;
       if (!removed) return false;
       // Without any factor left the recovery codes would be a second factor of nothing: they go too.
-      if ((await queries.factors.countConfirmed(user.id)) === 0) await clearSecrets(user.id);
+      if ((await queries.factors.countConfirmed(user.id)) === 0) await clearSecrets(user.id, actor, 'last_factor_removed');
       else if (user.preferred_factor_id === methodId) await queries.users.setPreferredFactor(user.id, null);
       await audit('mfa.remove', 'success', user.id, actor, { method: methodId, factor: method?.factor });
       await notifier.notify(user, 'factor_removed', method ? { factor: method.factor } : {});
@@ -343,14 +346,14 @@ export function createMfaService(deps: MfaDeps) {
 
     /** The user turns MFA off: every factor and recovery code goes. */
     async disable(user: UserRow, actor: Actor) {
-      await clearEverySecondStep(user.id);
+      await clearEverySecondStep(user.id, actor, 'mfa_disabled');
       await audit('mfa.disable', 'success', user.id, actor);
       await notifier.notify(user, 'mfa_disabled');
     },
 
     /** A super admin's reset, e.g. for a lost phone: same effect, audited as the admin's act, lockouts lifted. */
     async reset(user: UserRow, actor: Actor) {
-      await clearEverySecondStep(user.id);
+      await clearEverySecondStep(user.id, actor, 'mfa_reset');
       const keys = throttleKeys(user.id);
       await Promise.all([throttle.clear(keys.recent), throttle.clear(keys.consecutive)]);
       await audit('mfa.reset', 'success', user.id, actor);

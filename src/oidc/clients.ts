@@ -34,6 +34,8 @@ const clientFields = {
     require_mfa: z.boolean().default(false),
     /** Its users sign in with a phishing-resistant factor (a passkey): acr urn:latchkey:acr:phr. Implies require_mfa. */
     require_phishing_resistant: z.boolean().default(false),
+    /** Its users are never offered "remember this browser", and no remembered browser answers its sign-ins. */
+    never_remember_devices: z.boolean().default(false),
     /** An app of the same organisation: its users are not asked to consent to the scopes it requests. */
     first_party: z.boolean().default(false),
     /** Tokens this client obtains for an admin may call /api/admin (with that admin's roles). */
@@ -52,6 +54,7 @@ export const clientEditSchema = z
     id_token_signed_response_alg: z.enum(SIGNING_ALGORITHMS).optional(),
     require_mfa: z.boolean().optional(),
     require_phishing_resistant: z.boolean().optional(),
+    never_remember_devices: z.boolean().optional(),
     first_party: z.boolean().optional(),
     latchkey_admin_api: z.boolean().optional(),
   })
@@ -80,6 +83,7 @@ export const clientView = (row: ClientRow) => ({
   id_token_signed_response_alg: String(row.metadata.id_token_signed_response_alg ?? 'RS256'),
   require_mfa: row.metadata.require_mfa === true,
   require_phishing_resistant: row.metadata.require_phishing_resistant === true,
+  never_remember_devices: row.metadata.never_remember_devices === true,
   first_party: row.metadata.first_party === true,
   latchkey_admin_api: row.metadata.latchkey_admin_api === true,
   built_in: row.metadata.client_id === CONSOLE_CLIENT_ID,

@@ -97,7 +97,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? TOKEN_TTL.AccessToken,
       ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? TOKEN_TTL.ClientCredentials,
     },
-    extraClientMetadata: { properties: ['require_mfa', 'require_phishing_resistant', 'latchkey_admin_api', 'first_party'] },
+    extraClientMetadata: { properties: ['require_mfa', 'require_phishing_resistant', 'never_remember_devices', 'latchkey_admin_api', 'first_party'] },
     clientDefaults: {
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],

@@ -16,6 +16,7 @@ const clientSchema = z.object({
   id_token_signed_response_alg: z.string().describe('how its ID tokens are signed: RS256 (default), ES256 or EdDSA'),
   require_mfa: z.boolean(),
   require_phishing_resistant: z.boolean(),
+  never_remember_devices: z.boolean().describe('its users are never offered to have a browser remembered after a second factor'),
   first_party: z.boolean(),
   latchkey_admin_api: z.boolean(),
   built_in: z.boolean().describe("Latchkey's own console client, which cannot be changed"),
