@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import { ZodError } from 'zod';
+import { type z, ZodError } from 'zod';
 import { AppError } from '../errors.js';
 
 /**
@@ -103,4 +103,12 @@ export function confirmedOrAsk(ctx: Context, render: (template: string, data: Re
   const fields = Object.entries(body).filter((entry): entry is [string, string] => entry[0] !== '_csrf' && entry[0] !== 'confirm' && typeof entry[1] === 'string');
   render('confirm', { ...confirmation, action: ctx.path, fields });
   return false;
+}
+
+/** Parses a console form; a refusal names the field and says why in the user's language (the schema's messages are keys). */
+export function parseOrRefuse<T>(schema: z.ZodType<T>, values: unknown): T {
+  const parsed = schema.safeParse(values);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  throw new FormRefusal(400, issue.path.join('.') || undefined, /^[a-z_]+(\.[a-z_]+)+$/.test(issue.message) ? issue.message : 'form.error.invalid');
 }

@@ -281,6 +281,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
       action: `/interaction/${ctx.params.uid}/enrol`,
       secret: pending.display.secret?.replace(/(.{4})/g, '$1 ').trim(),
       otpauthUri: pending.display.otpauthUri,
+      digits: pending.display.digits,
       qr,
       error,
       atSignIn: true,

@@ -61,6 +61,8 @@ export interface EnrollingUser {
 export interface EnrolmentDisplay {
   secret?: string;
   otpauthUri?: string;
+  /** How many digits the codes to type have (an authenticator app's setting). */
+  digits?: number;
   sentTo?: string;
   ceremony?: object;
 }

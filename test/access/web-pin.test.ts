@@ -84,7 +84,7 @@ describe('opting in', () => {
     const user = await aUser(server.latchkey);
     await server.latchkey.access.addMfaCode(user.id, { code: '381560' }, byAdmin);
     await server.latchkey.access.enableWebPin(user.id, '381560', { actorId: user.id });
-    expect(await queriesDuring(server.database.db, () => server.latchkey.access.hasWebPin(user.id))).toHaveLength(1);
+    expect(await queriesDuring(server.database.db, () => server.latchkey.access.webPinSince(user.id))).toHaveLength(1);
     let found: unknown;
     expect(await queriesDuring(server.database.db, async () => (found = await server.latchkey.access.findWebPin(user.id, '381560')))).toHaveLength(1);
     expect(found).toBeTruthy();

@@ -42,7 +42,7 @@ export function createTotpFactor(deps: FactorDeps, params: TotpParameters): Fact
       },
       display(user, pending) {
         const secret = secretOf(pending);
-        return { secret: toBase32(secret), otpauthUri: otpauthUri(secret, user.email, deps.issuerName, params) };
+        return { secret: toBase32(secret), otpauthUri: otpauthUri(secret, user.email, deps.issuerName, params), digits: params.digits };
       },
       async confirm(user, pendingId, code) {
         const now = clock.now();
