@@ -299,10 +299,10 @@ export function safeReturnTo(value: string): string {
 /** Why an enrolment could not start, said on the field the user can fix, or above the form when it is not theirs. */
 function enrolmentRefusal(error: unknown): unknown {
   if (!(error instanceof AppError)) return error;
-  if (error.code === 'invalid_phone') return new FormRefusal(400, 'phone', 'account.error.phone');
-  if (error.code === 'invalid_email') return new FormRefusal(400, 'email', 'account.error.code_email');
+  if (error.code === 'invalid_phone') return new FormRefusal(400, 'phone', 'error.invalid_phone');
+  if (error.code === 'invalid_email') return new FormRefusal(400, 'email', 'error.invalid_email');
   if (error.code === 'phone_rejected') return new FormRefusal(400, 'phone', 'account.error.phone_rejected');
-  if (error.code === 'email_rejected') return new FormRefusal(400, 'email', 'account.error.code_email');
+  if (error.code === 'email_rejected') return new FormRefusal(400, 'email', 'error.invalid_email');
   if (error.code === 'delivery_failed') return new FormRefusal(503, undefined, 'account.error.delivery_failed');
   if (error.code === 'send_rate_limited') return new FormRefusal(429, error.field, 'account.error.send_rate_limited');
   return error;

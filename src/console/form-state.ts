@@ -1,6 +1,7 @@
 import type { Context } from 'koa';
 import { type z, ZodError } from 'zod';
 import { AppError } from '../errors.js';
+import type { Translate } from '../i18n.js';
 
 /**
  * A console form that failed: its page is rendered again with what was typed and the error on its field
@@ -15,9 +16,13 @@ export interface FailedForm {
     message?: string;
     /** Or a message key, shown in the viewer's language. */
     key?: string;
-    params?: Record<string, unknown>;
+    params?: Record<string, string | number>;
+    /** An operation's machine code: its message in the viewer's language where there is one (`error.<code>`). */
+    code?: string;
     /** Shown above the form rather than on a field. */
     general?: boolean;
+    /** What the page shows, in the viewer's language where possible (set by `describeFailure`). */
+    text?: string;
   };
 }
 
@@ -27,7 +32,7 @@ export class FormRefusal extends AppError {
     status: number,
     field: string | undefined,
     readonly key: string,
-    readonly params: Record<string, unknown> = {},
+    readonly params: Record<string, string | number> = {},
   ) {
     super(status, key, key, field);
     this.name = 'FormRefusal';
@@ -50,7 +55,14 @@ export function formError(error: unknown, values: Record<string, unknown>): Fail
   }
   if (error instanceof FormRefusal) return { field: error.field, key: error.key, params: error.params, general: !error.field };
   if (!(error instanceof AppError) || error.status < 400 || error.status >= 500 || [401, 403].includes(error.status)) return undefined;
-  return { field: error.field, message: error.detail ?? error.message, general: !error.field || !(error.field.split('.')[0]! in values) };
+  return { field: error.field, message: error.detail ?? error.message, code: error.detail ? undefined : error.code, general: !error.field || !(error.field.split('.')[0]! in values) };
+}
+
+/** The failed form with the words its page shows: the refusal's key, else the operation's code, translated; else as given. */
+export function describeFailure(form: FailedForm, t: Translate): FailedForm {
+  const { key, params, code, message } = form.error;
+  const known = code && t(`error.${code}`) !== `error.${code}` ? t(`error.${code}`) : undefined;
+  return { ...form, error: { ...form.error, text: key ? t(key, params) : (known ?? message ?? t('form.error.invalid')) } };
 }
 
 /**

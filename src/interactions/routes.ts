@@ -147,6 +147,12 @@ export function createInteractionRouter(deps: InteractionDeps) {
   const PASSKEY_REQUIRED = 'a phishing-resistant authenticator (passkey) is required';
   const decide = (user: UserRow, d: Awaited<ReturnType<typeof details>>) =>
     mfa.decide(user, { requireMfa: d.clientRequiresMfa, requirePhishingResistant: d.clientRequiresPhishingResistant }, d.acrValues);
+  /**
+   * The language of codes and notices sent for a sign-in: the app's ui_locales, else the account's, and only then the
+   * browser's (the page's own language follows the browser; a message may be read on another device).
+   */
+  const messageLocale = (ctx: Context, interaction: Interaction, user: UserRow): Locale =>
+    pickLocale({ uiLocales: interaction.params.ui_locales, accountLocale: user.locale, acceptsLanguages: (...langs) => ctx.acceptsLanguages(...langs), fallback: deps.defaultLocale });
   const signInFilter = (row: SignInRow) => ({ pinAccepted: row.pin_accepted, phishingResistant: row.phishing_resistant });
 
   /** The login page; where a factor can carry a whole sign-in, its ceremony (button and autofill) too. */
@@ -321,7 +327,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
           const bound = await queries.signIns.claim({ interaction_uid: interaction.uid, user_id: user.id, step, password_verified_at: null, pin_accepted: decision.pinAccepted, phishing_resistant: decision.phishingResistant, expires_at: expiresAt() });
           signIn = await load(interaction.uid);
           // Of concurrent GETs only the one that bound the sign-in sends its code (a later code would void the first).
-          if (bound && 'row' in signIn && signIn.step === 'confirm_email') return afterSend(ctx, locale, signIn, await sendEnrolmentConfirmation(signIn, locale));
+          if (bound && 'row' in signIn && signIn.step === 'confirm_email') return afterSend(ctx, locale, signIn, await sendEnrolmentConfirmation(signIn, messageLocale(ctx, interaction, signIn.user)));
         }
       }
     }
@@ -369,7 +375,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
     if (step === 'confirm_email') {
       const signIn = await load(interaction.uid);
       if ('row' in signIn) {
-        const sent = await sendEnrolmentConfirmation(signIn, locale);
+        const sent = await sendEnrolmentConfirmation(signIn, messageLocale(ctx, interaction, signIn.user));
         if (!sent.sent) return afterSend(ctx, locale, signIn, sent);
       }
     }
@@ -435,7 +441,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
     const form = codeFormSchema.pick({ method: true }).safeParse(ctx.request.body);
     if (!form.success) throw new AppError(400, 'malformed_body', 'invalid form', 'method');
     ctx.query.method = form.data.method;
-    const outcome = await mfa.sendCode(signIn.user, form.data.method, { interactionUid: interaction.uid, locale }, actorOf(ctx, signIn.user.id, interaction.params.client_id));
+    const outcome = await mfa.sendCode(signIn.user, form.data.method, { interactionUid: interaction.uid, locale: messageLocale(ctx, interaction, signIn.user) }, actorOf(ctx, signIn.user.id, interaction.params.client_id));
     if (!outcome) throw new AppError(400, 'method_not_found', 'no such method', 'method');
     if (outcome.sent) return renderSecondFactor(ctx, locale, clientName, signIn, undefined, 200, { notice: 'mfa.sent', retryAfterSeconds: outcome.retryAfterSeconds });
     if (outcome.retryAfterSeconds) ctx.set('retry-after', String(outcome.retryAfterSeconds));
@@ -467,9 +473,9 @@ export function createInteractionRouter(deps: InteractionDeps) {
   });
 
   router.post('/enrol/email/resend', async (ctx) => {
-    const { locale } = await details(ctx, 'login');
+    const { interaction, locale } = await details(ctx, 'login');
     const signIn = await signInFor(ctx, 'resend_email');
-    return afterSend(ctx, locale, signIn, await sendEnrolmentConfirmation(signIn, locale));
+    return afterSend(ctx, locale, signIn, await sendEnrolmentConfirmation(signIn, messageLocale(ctx, interaction, signIn.user)));
   });
 
   router.post('/enrol', async (ctx) => {
