@@ -27,7 +27,7 @@ export function createTotpFactor(deps: FactorDeps, params: TotpParameters): Fact
     describe,
     enrol: {
       async start(user, input) {
-        const label = typeof input.label === 'string' && input.label.trim() ? input.label.trim().slice(0, 60) : 'Authenticator app';
+        const label = typeof input.label === 'string' && input.label.trim() ? input.label.trim().slice(0, 60) : '';
         const id = crypto.randomUUID();
         const row = await queries.factors.insertPending({
           id,
