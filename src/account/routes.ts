@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import QRCode from 'qrcode';
 import { z } from 'zod';
 import type { ConsoleSession } from '../console/koa-console-session.js';
-import { type Confirmation, confirmedOrAsk, type FailedForm, FormRefusal, keptValues, parseOrRefuse, submitForm } from '../console/form-state.js';
+import { type Confirmation, confirmedOrAsk, type FailedForm, FormRefusal, keptValues, parseOrRefuse, seeOtherAfterPost, submitForm } from '../console/form-state.js';
 import { createConsolePage } from '../console/page.js';
 import type { UserRow } from '../db/users.js';
 import { AppError } from '../errors.js';
@@ -99,7 +99,7 @@ export function createAccountRouter(deps: AccountDeps) {
   const securityForm = (path: string, formId: string, act: (ctx: Context, user: UserRow) => Promise<void>) =>
     router.post(path, afterReauth((ctx, user) => submitForm(ctx, formId, values(ctx), () => act(ctx, user), (failed) => securityPage(ctx, failed))));
 
-  router.use(parseBody(), csrf(), deps.console.requireUser, async (ctx, next) => {
+  router.use(parseBody(), csrf(), deps.console.requireUser, seeOtherAfterPost, async (ctx, next) => {
     ctx.set('cache-control', 'no-store');
     await next();
   });

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { CSV_TEMPLATE } from '../access/csv.js';
 import { DOOR_MODES } from '../access/decide.js';
 import { SETTING_NAMES, type SettingName } from '../config/settings.js';
-import { confirmedOrAsk, type FailedForm, submitForm } from '../console/form-state.js';
+import { confirmedOrAsk, type FailedForm, seeOtherAfterPost, submitForm } from '../console/form-state.js';
 import type { ConsoleSession } from '../console/koa-console-session.js';
 import { createConsolePage } from '../console/page.js';
 import { AppError } from '../errors.js';
@@ -93,7 +93,7 @@ export function createAdminRouter(deps: AdminDeps) {
   const largeForm = bodyParser({ enableTypes: ['form'], formLimit: '10mb' }) as unknown as Middleware;
   const smallBody = parseBody();
   pages.use(async (ctx, next) => (ctx.path === '/admin/doors/import' ? largeForm(ctx, next) : smallBody(ctx, next)));
-  pages.use(csrf(), deps.console.requireAdminUser, anyAdminRole);
+  pages.use(csrf(), deps.console.requireAdminUser, anyAdminRole, seeOtherAfterPost);
 
   pages.get('/', (ctx) => {
     const nav = ctx.state.nav as Record<string, boolean>;

@@ -1,4 +1,4 @@
-import type { Context } from 'koa';
+import type { Context, Middleware } from 'koa';
 import { type z, ZodError } from 'zod';
 import { AppError } from '../errors.js';
 import type { Translate } from '../i18n.js';
@@ -89,11 +89,11 @@ export async function submitForm(
   }
 }
 
-/** The 303 every successful console POST answers with. */
-export function seeOther(ctx: Context, path: string) {
-  ctx.status = 303;
-  ctx.redirect(path);
-}
+/** A console form that worked answers 303 See Other: the browser GETs the next page, and Back never posts again. */
+export const seeOtherAfterPost: Middleware = async (ctx, next) => {
+  await next();
+  if (ctx.method === 'POST' && ctx.status === 302) ctx.status = 303;
+};
 
 /** What a destructive action asks before it runs: a question and its button, in the viewer's language. */
 export interface Confirmation {
