@@ -116,6 +116,14 @@ export function createAdminRouter(deps: AdminDeps) {
     if (version !== undefined) ctx.request.headers['if-match'] = `"${version}"`;
   };
   const form = (ctx: Context) => (ctx.request.body ?? {}) as Record<string, string | string[] | undefined>;
+  type FormValues = ReturnType<typeof form>;
+  /** The forms posted under `prefix`: each one's failure renders `again`, the page the form is on. */
+  const formsUnder = (prefix: string, again: (ctx: Context, failed: FailedForm) => Promise<void>) =>
+    (path: string, formId: string, act: (ctx: Context, values: FormValues) => Promise<void>) =>
+      pages.post(`${prefix}${path}`, async (ctx) => {
+        const values = form(ctx);
+        await submit(ctx, formId, values, () => act(ctx, values), (failed) => again(ctx, failed));
+      });
   const list = (value: unknown) => [value ?? []].flat().filter((v): v is string => typeof v === 'string' && v !== '');
   const minutes = (value: string | undefined, field: string) => {
     if (value === '24:00') return 1440;
@@ -176,11 +184,9 @@ export function createAdminRouter(deps: AdminDeps) {
   // A secret never travels in a URL (history, logs, Referer): the new code is shown on this answer itself, once.
   // Codes: typed, or generated (then shown on this answer, once); for MFA codes and the entry code alike.
   const codeBody = (values: Record<string, unknown>) => (values.code ? { code: values.code } : { generate: { length: Number(values.length) } });
-  const userForm = (path: string, formId: string, act: (ctx: Context, values: Record<string, string | string[] | undefined>, userId: string) => Promise<void>) =>
-    pages.post(`/users/:id${path}`, async (ctx) => {
-      const values = form(ctx);
-      await submit(ctx, formId, values, () => act(ctx, values, ctx.params.id!), (failed) => userPage(ctx, ctx.params.id!, undefined, failed));
-    });
+  const userForms = formsUnder('/users/:id', (ctx, failed) => userPage(ctx, ctx.params.id!, undefined, failed));
+  const userForm = (path: string, formId: string, act: (ctx: Context, values: FormValues, userId: string) => Promise<void>) =>
+    userForms(path, formId, (ctx, values) => act(ctx, values, ctx.params.id!));
   userForm('/status', 'status', async (ctx, values, id) => {
     const { status } = z.object({ status: z.enum(['active', 'disabled']) }).parse(values);
     await call(ctx, 'updateUser', { params: { id }, body: { status } });
@@ -236,11 +242,7 @@ export function createAdminRouter(deps: AdminDeps) {
     render(ctx, 'admin-clients', { ...list, canEdit: may(ctx, 'registerClient'), form: failed });
   };
   pages.get('/clients', (ctx) => clientsPage(ctx));
-  const clientForm = (path: string, formId: string, act: (ctx: Context, values: Record<string, string | string[] | undefined>) => Promise<void>) =>
-    pages.post(`/clients${path}`, async (ctx) => {
-      const values = form(ctx);
-      await submit(ctx, formId, values, () => act(ctx, values), (failed) => clientsPage(ctx, failed));
-    });
+  const clientForm = formsUnder('/clients', clientsPage);
   clientForm('', 'client-new', async (ctx, values) => {
     const form = z.object({ client_name: z.string(), redirect_uri: z.string().default(''), require_mfa: checkbox, first_party: checkbox, kind: z.enum(['web', 'public', 'machine']) }).parse(values);
     const body = {
@@ -278,11 +280,7 @@ export function createAdminRouter(deps: AdminDeps) {
     render(ctx, 'admin-resources', { ...list, canEdit: may(ctx, 'registerResource'), form: failed });
   };
   pages.get('/resources', (ctx) => resourcesPage(ctx));
-  const resourceForm = (path: string, formId: string, act: (ctx: Context, values: Record<string, string | string[] | undefined>) => Promise<void>) =>
-    pages.post(`/resources${path}`, async (ctx) => {
-      const values = form(ctx);
-      await submit(ctx, formId, values, () => act(ctx, values), (failed) => resourcesPage(ctx, failed));
-    });
+  const resourceForm = formsUnder('/resources', resourcesPage);
   resourceForm('', 'resource-new', async (ctx, values) => {
     const body = z
       .object({ identifier: z.string(), name: z.string(), scopes: words, access_token_ttl: z.coerce.number(), token_format: z.string(), signing_alg: z.string(), machine_clients: words })
@@ -351,11 +349,7 @@ export function createAdminRouter(deps: AdminDeps) {
     render(ctx, 'admin-site', { site: detail.site, detail, weekdays: WEEKDAYS, modes: DOOR_MODES, form: failed, canEditSite: may(ctx, 'updateSite') });
   };
   pages.get('/doors/sites/:siteId', (ctx) => sitePage(ctx, ctx.params.siteId!));
-  const siteForm = (path: string, formId: string, act: (ctx: Context, values: Record<string, string | string[] | undefined>) => Promise<void>) =>
-    pages.post(`/doors/sites/:siteId${path}`, async (ctx) => {
-      const values = form(ctx);
-      await submit(ctx, formId, values, () => act(ctx, values), (failed) => sitePage(ctx, ctx.params.siteId!, failed));
-    });
+  const siteForm = formsUnder('/doors/sites/:siteId', (ctx, failed) => sitePage(ctx, ctx.params.siteId!, failed));
   siteForm('', 'site-edit', async (ctx, values) => {
     atVersion(ctx);
     await call(ctx, 'updateSite', { params: ctx.params, body: { name: values.name, time_zone: values.time_zone } });
@@ -469,11 +463,7 @@ export function createAdminRouter(deps: AdminDeps) {
     render(ctx, 'admin-level', { level, site: site.site, doors: site.doors, schedules: site.schedules, form: failed });
   };
   pages.get('/doors/levels/:levelId', (ctx) => levelPage(ctx, ctx.params.levelId!));
-  const levelForm = (path: string, formId: string, act: (ctx: Context, values: Record<string, string | string[] | undefined>) => Promise<void>) =>
-    pages.post(`/doors/levels/:levelId${path}`, async (ctx) => {
-      const values = form(ctx);
-      await submit(ctx, formId, values, () => act(ctx, values), (failed) => levelPage(ctx, ctx.params.levelId!, failed));
-    });
+  const levelForm = formsUnder('/doors/levels/:levelId', (ctx, failed) => levelPage(ctx, ctx.params.levelId!, failed));
   levelForm('', 'level-edit', async (ctx, values) => {
     atVersion(ctx);
     await call(ctx, 'updateAccessLevel', { params: ctx.params, body: { name: values.name, schedule_id: values.schedule_id || null, door_ids: list(values.door_ids) } });
