@@ -136,6 +136,22 @@ describe('text-message codes through the Twilio SDK', () => {
     }
   });
 
+  test('a code texted at sign-in is in the account\'s language when the app asks for none, whatever the browser says', async () => {
+    const user = await aUser(server.latchkey);
+    await server.latchkey.queries.users.update(user.id, { locale: 'ko' });
+    const { agent, page } = await enrolPhone(user, '+82 10 7777 0101');
+    await agent.submit(page, '', { code: twilio.lastCodeTo('+821077770101') });
+
+    const client = await aClient(server.latchkey);
+    const config = await relyingParty(server.url, client.clientId, client.clientSecret);
+    const login = await startLogin(config);
+    const mfaPage = await signInWithPassword(login, user.email, user.password);
+    const sent = await login.agent.submit(mfaPage, '/mfa/send');
+    expect(sent.html).toContain('<html lang="en">');
+    const sms = [...twilio.received].reverse().find((r) => r.fields.To === '+821077770101')!;
+    expect(String(sms.fields.Body)).toContain('인증 코드');
+  });
+
   test('a number without a country code, or not a phone number, is refused naming the field', async () => {
     const user = await aUser(server.latchkey);
     const before = twilio.received.length;
