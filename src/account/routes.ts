@@ -277,7 +277,10 @@ export function createAccountRouter(deps: AccountDeps) {
   });
 
   securityForm('/security/disable', 'disable', async (ctx, user) => {
-    if ((await mfa.readEnforcement()).value) throw new FormRefusal(409, undefined, 'account.error.mfa_enforced');
+    if ((await mfa.readEnforcement()).value) {
+      await deps.people.queries.audit.insert({ action: 'mfa.disable', outcome: 'denied', subjectId: user.id, ...actor(ctx), details: { reason: 'enforced' } });
+      throw new FormRefusal(409, undefined, 'account.error.mfa_enforced');
+    }
     if (!ask(ctx, { title: 'account.disable', question: 'account.disable_confirm', button: 'account.disable', back: '/account/security' })) return;
     await mfa.disable(user, actor(ctx));
     ctx.redirect('/account/security?notice=mfa_disabled');
