@@ -86,7 +86,10 @@ export async function createLatchkey(options: LatchkeyOptions) {
   const notifier = options.notifier ?? createEmailNotifier(emailSender, renderer, logger);
 
   const factorDeps = { queries, box, clock, issuerName: config.issuerName };
-  const sentCodeDeps = { ...factorDeps, throttle, limits: config.sentCodes, hashKey: sentCodeHashKey(options.masterKey) };
+  const sentCodeDeps = {
+    ...factorDeps, throttle, limits: config.sentCodes, hashKey: sentCodeHashKey(options.masterKey),
+    onProviderFailure: (err: Error, factor: string) => logger.error({ err, factor }, 'a code could not be sent: the provider failed (check its credentials and status)'),
+  };
   const access = createAccessService({ queries, box, clock, lookupKey: accessCodeLookupKey(options.masterKey), throttle, notifier, webPinMinLength: config.mfa.pinWebMinLength, feed: changes });
   const counterDb = connectWithoutFlushWait(db, DOOR_COUNTER_CONNECTIONS);
   const doors = createDoorDecisions({ queries, counters: counterDb === db ? undefined : createQueries(counterDb), clock, lookupKey: accessCodeLookupKey(options.masterKey), throttle, feed: changes, logger });
@@ -200,6 +203,8 @@ export async function createLatchkey(options: LatchkeyOptions) {
     rememberedDevices,
     onSignedIn: metrics.signedIn,
     onDeliveryFailure: (err, userId) => logger.error({ err, userId }, 'could not send the enrolment confirmation code'),
+    // A password typed at sign-in is as recent as one typed again on the account page (same browser, same user).
+    onPasswordVerified: (ctx, userId) => consoleSession.markReauthenticated(ctx, userId, clock.now()),
   });
   app.use(interactions.routes());
   const people = { queries, hasher, settings, notifier, clock, issuer: config.issuer, issuerName: config.issuerName, changes };

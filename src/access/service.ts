@@ -485,7 +485,7 @@ export function createAccessService(deps: AccessDeps) {
 
     // The door PIN as a web second factor: an MFA code its owner opted in to use, at least webPinMinLength digits,
     // not trivial, and nobody else's (a shared code would let its other holders pass as this user).
-    hasWebPin: (userId: string) => access.hasWebPin(userId, webPinMinLength),
+    webPinSince: (userId: string) => access.webPinSince(userId, webPinMinLength),
     /** The user's web PIN equal to `code`, if any. */
     findWebPin: async (userId: string, code: string) => (isTrivialCode(code) ? undefined : access.findWebPin(userId, lookup(code), webPinMinLength)),
     /** What the account page shows: the opted-in PIN (and whether it can be used now), and whether one could be. */

@@ -3,6 +3,7 @@ import type { Context } from 'koa';
 import QRCode from 'qrcode';
 import { z } from 'zod';
 import type { ConsoleSession } from '../console/koa-console-session.js';
+import { type Confirmation, confirmedOrAsk, type FailedForm, FormRefusal, keptValues, parseOrRefuse, seeOtherAfterPost, submitForm } from '../console/form-state.js';
 import { createConsolePage } from '../console/page.js';
 import type { UserRow } from '../db/users.js';
 import { AppError } from '../errors.js';
@@ -34,17 +35,17 @@ export interface AccountDeps {
   rememberedDevices: RememberedDevices;
 }
 
-const reauthSchema = z.object({ password: z.string().min(1).max(1024), next: z.string().max(200).default('/account/security') });
+const reauthSchema = z.object({ password: z.string().min(1).max(1024), return_to: z.string().max(200).default('/account/security') }).loose();
 const methodSchema = z.object({ method: z.string().min(1).max(64) });
 // A typed code, or a passkey's registration response (WebAuthn JSON): each factor parses its own.
 const confirmSchema = z.object({ code: z.string().max(16_384).default('') });
 const pinSchema = z.object({ code: z.string().max(64).default('') });
 const factorParamSchema = z.enum(['totp', 'sms', 'email', 'passkey']);
-const renameSchema = z.object({ method: z.string().min(1).max(64), label: z.string().trim().min(1).max(60) });
+const renameSchema = z.object({ method: z.string().min(1).max(64), label: z.string().trim().min(1, 'account.error.label').max(60, 'account.error.label') });
 const profileSchema = z.object({
-  name: z.string().trim().max(200),
+  name: z.string().trim().max(200, 'account.error.name'),
   locale: z.enum(['', 'en', 'ko']).transform((value) => value || null),
-  time_zone: z.string().max(64).refine((zone) => zone === '' || isTimeZone(zone), { message: 'expected an IANA time zone such as Asia/Seoul' }).transform((zone) => zone || null),
+  time_zone: z.string().max(64, 'account.error.time_zone').refine((zone) => zone === '' || isTimeZone(zone), { message: 'account.error.time_zone' }).transform((zone) => zone || null),
 });
 const passwordChangeSchema = z.object({ current_password: z.string().max(MAX_PASSWORD_LENGTH), new_password: z.string().max(MAX_PASSWORD_LENGTH), new_password_again: z.string().max(MAX_PASSWORD_LENGTH) });
 const deviceSchema = z.object({ device: z.uuid() });
@@ -57,89 +58,125 @@ export function createAccountRouter(deps: AccountDeps) {
   const page = createConsolePage(deps.renderer, deps.defaultLocale);
 
   const actor = (ctx: Context) => ({ actorId: ctx.state.user!.id, ip: ctx.ip, userAgent: ctx.get('user-agent') });
+  const notice = (ctx: Context) => (typeof ctx.query.notice === 'string' && /^[a-z_]{1,40}$/.test(ctx.query.notice) ? ctx.query.notice : undefined);
+  const values = (ctx: Context) => (ctx.request.body ?? {}) as Record<string, unknown>;
 
-  /** Runs a change only after a recent password entry; otherwise asks for it and comes back. */
+  /** The password page; its form carries the action the user started, which runs once the password is right. */
+  const askPassword = (ctx: Context, returnTo: string, fields: Array<[string, string]>, error?: string, status = 401, minutes?: number) =>
+    page(ctx, 'account-reauth', { returnTo, fields, error, minutes }, status);
+  /** Runs a change only after a recent password entry; otherwise asks for it and then runs it. */
   const afterReauth = (handler: (ctx: Context, user: UserRow) => Promise<void>) => async (ctx: Context) => {
     const user = ctx.state.user!;
     if (!deps.console.isRecentlyReauthenticated(ctx, user.id, clock.now())) {
-      return page(ctx, 'account-reauth', { next: '/account/security' }, 401);
+      return askPassword(ctx, ctx.path, resumableFields(values(ctx)));
     }
     await handler(ctx, user);
   };
+  const ask = (ctx: Context, confirmation: Confirmation) => confirmedOrAsk(ctx, (template, data) => page(ctx, template, data), confirmation);
 
-  const securityPage = async (ctx: Context, notice?: string, pinError?: string, status = 200) => {
+  const securityPage = async (ctx: Context, failed?: FailedForm) => {
     const user = ctx.state.user!;
     const methods = await mfa.methodsFor(user);
     page(ctx, 'account-security', {
       webPin: await deps.access.webPinStatus(user.id),
-      pinError,
       canEnrol: Object.fromEntries((await mfa.enrollableFactors()).map((id) => [id, true])),
-      methods: methods.map((m) => ({ id: m.id, factor: m.factor, label: m.label, hint: m.hint, detail: m.detail, preferred: m.id === user.preferred_factor_id || (!user.preferred_factor_id && m === methods[0]), addedAt: m.record.confirmed_at, lastUsedAt: m.record.last_used_at })),
+      // The nickname is what the user named it; a stored label that only repeats the hint is none.
+      methods: methods.map((m) => ({ id: m.id, factor: m.factor, nickname: m.record.label && m.record.label !== m.hint ? m.record.label : undefined, hint: m.hint, detail: m.detail, preferred: m.id === user.preferred_factor_id || (!user.preferred_factor_id && m === methods[0]), addedAt: m.record.confirmed_at, lastUsedAt: m.record.last_used_at })),
       recoveryLeft: await mfa.remainingRecoveryCodes(user.id),
       rememberedDevices: (await deps.rememberedDevices.list(user.id)).map((d) => ({ id: d.id, label: d.label, createdAt: d.created_at, lastUsedAt: d.last_used_at, expiresAt: d.expires_at })),
       enforced: (await mfa.readEnforcement()).value,
       reauthenticated: deps.console.isRecentlyReauthenticated(ctx, user.id, clock.now()),
-      notice,
-    }, status);
+      notice: failed ? undefined : notice(ctx),
+      form: failed,
+    });
   };
+  /** A security-page form: on a refusal the page comes back with what was typed and the error on its field. */
+  const securityForm = (path: string, formId: string, act: (ctx: Context, user: UserRow) => Promise<void>) =>
+    router.post(path, afterReauth((ctx, user) => submitForm(ctx, formId, values(ctx), () => act(ctx, user), (failed) => securityPage(ctx, failed))));
 
-  router.use(parseBody(), csrf(), deps.console.requireUser, async (ctx, next) => {
+  router.use(parseBody(), csrf(), deps.console.requireUser, seeOtherAfterPost, async (ctx, next) => {
     ctx.set('cache-control', 'no-store');
     await next();
   });
 
   router.get('/', (ctx) => ctx.redirect('/account/profile'));
 
-  const profilePage = (ctx: Context, extra: Record<string, unknown> = {}, status = 200) => {
+  const profilePage = (ctx: Context, failed?: FailedForm) => {
     const user = ctx.state.user!;
-    page(ctx, 'account-profile', { profile: { name: user.name, email: user.email, locale: user.locale ?? '', time_zone: user.time_zone ?? '' }, notice: typeof ctx.query.notice === 'string' ? ctx.query.notice : undefined, ...extra }, status);
+    page(ctx, 'account-profile', { profile: { name: user.name, email: user.email, locale: user.locale ?? '', time_zone: user.time_zone ?? '' }, notice: failed ? undefined : notice(ctx), form: failed });
   };
   router.get('/profile', (ctx) => profilePage(ctx));
-  router.post('/profile', async (ctx) => {
-    const form = profileSchema.safeParse(ctx.request.body);
-    if (!form.success) return profilePage(ctx, { error: 'account.error.time_zone' }, 400);
-    await deps.people.queries.users.update(ctx.state.user!.id, form.data);
-    await deps.people.queries.audit.insert({ action: 'user.profile', outcome: 'success', subjectId: ctx.state.user!.id, ...actor(ctx), details: { changed: Object.keys(form.data) } });
-    ctx.redirect('/account/profile?notice=profile_saved');
-  });
+  router.post('/profile', (ctx) =>
+    submitForm(ctx, 'profile', values(ctx), async () => {
+      const form = parseOrRefuse(profileSchema, ctx.request.body);
+      await deps.people.queries.users.update(ctx.state.user!.id, form);
+      await deps.people.queries.audit.insert({ action: 'user.profile', outcome: 'success', subjectId: ctx.state.user!.id, ...actor(ctx), details: { changed: Object.keys(form) } });
+      ctx.redirect('/account/profile?notice=profile_saved');
+    }, (failed) => profilePage(ctx, failed)));
   // The current password is itself the re-authentication here (ASVS 2.1.5).
-  router.post('/password', async (ctx) => {
-    const form = passwordChangeSchema.parse(ctx.request.body);
-    if (form.new_password !== form.new_password_again) return profilePage(ctx, { passwordError: 'account.error.password_mismatch' }, 400);
-    try {
-      await changePassword(deps.people, ctx.state.user!, form.current_password, form.new_password, actor(ctx));
-    } catch (error) {
-      const refused = passwordFormError(error);
-      if (!refused) throw error;
-      if (refused.retryAfterSeconds) ctx.set('retry-after', String(refused.retryAfterSeconds));
-      return profilePage(ctx, { passwordError: refused.message, detail: refused.detail }, refused.retryAfterSeconds ? 429 : 400);
-    }
-    ctx.redirect('/account/profile?notice=password_changed');
-  });
+  router.post('/password', (ctx) =>
+    submitForm(ctx, 'password', values(ctx), async () => {
+      const form = parseOrRefuse(passwordChangeSchema, ctx.request.body);
+      if (form.new_password !== form.new_password_again) throw new FormRefusal(400, 'new_password_again', 'account.error.password_mismatch');
+      try {
+        await changePassword(deps.people, ctx.state.user!, form.current_password, form.new_password, actor(ctx));
+      } catch (error) {
+        const refused = passwordFormError(error);
+        if (!refused) throw error;
+        const field = (error as AppError).field === 'current_password' || refused.retryAfterSeconds ? 'current_password' : 'new_password';
+        throw refused.retryAfterSeconds
+          ? new FormRefusal(429, field, 'login.error.throttled_for', { minutes: Math.ceil(refused.retryAfterSeconds / 60), seconds: refused.retryAfterSeconds })
+          : new FormRefusal(400, field, refused.message, { detail: refused.detail ?? '' });
+      }
+      deps.console.markReauthenticated(ctx, ctx.state.user!.id, clock.now());
+      ctx.redirect('/account/profile?notice=password_changed');
+    }, (failed) => profilePage(ctx, failed)));
 
-  router.get('/security', (ctx) => securityPage(ctx, typeof ctx.query.notice === 'string' ? ctx.query.notice : undefined));
+  router.get('/security', (ctx) => securityPage(ctx));
 
   router.post('/reauth', async (ctx) => {
     const user = ctx.state.user!;
     const form = reauthSchema.safeParse(ctx.request.body);
-    if (!form.success) return page(ctx, 'account-reauth', { next: '/account/security', error: 'login.error.missing' }, 400);
+    const body = values(ctx);
+    const returnTo = safeReturnTo(typeof body.return_to === 'string' ? body.return_to : '');
+    const fields = resumableFields(body);
+    if (!form.success) return askPassword(ctx, returnTo, fields, 'login.error.missing', 400);
     const outcome = await authenticateWithPassword(deps.passwordLogin, { email: user.email, password: form.data.password, ip: ctx.ip, userAgent: ctx.get('user-agent') });
     if (!outcome.ok || outcome.user.id !== user.id) {
-      if (!outcome.ok && outcome.reason === 'throttled') ctx.set('retry-after', String(outcome.retryAfterSeconds));
-      return page(ctx, 'account-reauth', { next: form.data.next, error: outcome.ok ? 'login.error.invalid' : outcome.reason === 'throttled' ? 'login.error.throttled' : 'login.error.invalid' }, 401);
+      if (!outcome.ok && outcome.reason === 'throttled') {
+        ctx.set('retry-after', String(outcome.retryAfterSeconds));
+        return askPassword(ctx, returnTo, fields, 'login.error.throttled_for', 429, Math.ceil(outcome.retryAfterSeconds / 60));
+      }
+      return askPassword(ctx, returnTo, fields, 'login.error.invalid', 401);
     }
     deps.console.markReauthenticated(ctx, user.id, clock.now());
-    ctx.redirect(form.data.next.startsWith('/account') ? form.data.next : '/account/security');
+    // Back to the action the user started: a change is run now with what they had typed (this request's form token
+    // already checked), a page is shown again.
+    const action = router.match(`${returnTo}`, 'POST');
+    if (returnTo !== '/account/reauth' && action.route) {
+      ctx.path = returnTo;
+      ctx.request.body = Object.fromEntries([...fields, ['_csrf', body._csrf]]);
+      return router.routes()(ctx, async () => undefined);
+    }
+    ctx.status = 303;
+    ctx.redirect(returnTo);
   });
 
   // Starting an enrolment may send a code (SMS, email): it needs the password too, so it cannot be used to spam.
-  router.post('/security/enrol/:factor', afterReauth(async (ctx, user) => {
+  const enrolStart = async (ctx: Context, user: UserRow) => {
     const factor = factorParamSchema.safeParse(ctx.params.factor);
     if (!factor.success) throw new AppError(404, 'factor_unavailable');
-    const started = await mfa.startEnrolment(user, factor.data, (ctx.request.body ?? {}) as Record<string, unknown>);
+    const started = await mfa.startEnrolment(user, factor.data, values(ctx));
     if (!started) throw new AppError(404, 'factor_unavailable');
     ctx.redirect(`/account/security/enrol/${factor.data}/${started.pendingId}`);
-  }));
+  };
+  router.post('/security/enrol/:factor', afterReauth((ctx, user) => submitForm(ctx, `enrol-${ctx.params.factor}`, values(ctx), async () => {
+    try {
+      await enrolStart(ctx, user);
+    } catch (error) {
+      throw enrolmentRefusal(error);
+    }
+  }, (failed) => securityPage(ctx, failed))));
 
   const enrolmentPage = async (ctx: Context, pendingId: string, error?: string, status = 200) => {
     const pending = await mfa.pendingEnrolment(ctx.state.user!, pendingId);
@@ -149,6 +186,8 @@ export function createAccountRouter(deps: AccountDeps) {
     page(ctx, template, {
       action: `/account/security/enrol/${pending.factor.id}/${pendingId}`,
       secret: pending.display.secret?.replace(/(.{4})/g, '$1 ').trim(),
+      otpauthUri: pending.display.otpauthUri,
+      digits: pending.display.digits,
       qr,
       sentTo: pending.display.sentTo,
       ceremony: pending.display.ceremony,
@@ -169,49 +208,52 @@ export function createAccountRouter(deps: AccountDeps) {
 
   router.post('/security/done', (ctx) => ctx.redirect('/account/security?notice=factor_added'));
 
-  router.post('/security/preferred', afterReauth(async (ctx, user) => {
-    const form = methodSchema.parse(ctx.request.body);
-    if (!(await mfa.setPreferred(user, form.method, actor(ctx)))) throw new AppError(404, 'method_not_found', 'no such method', 'method');
+  securityForm('/security/preferred', 'preferred', async (ctx, user) => {
+    const form = parseOrRefuse(methodSchema, ctx.request.body);
+    if (!(await mfa.setPreferred(user, form.method, actor(ctx)))) throw new FormRefusal(404, undefined, 'account.error.method_not_found');
     ctx.redirect('/account/security?notice=preferred_set');
-  }));
+  });
 
-  router.post('/security/remove', afterReauth(async (ctx, user) => {
-    const form = methodSchema.parse(ctx.request.body);
-    if (!(await mfa.removeFactor(user, form.method, actor(ctx)))) throw new AppError(404, 'method_not_found', 'no such method', 'method');
+  securityForm('/security/remove', 'remove', async (ctx, user) => {
+    const form = parseOrRefuse(methodSchema, ctx.request.body);
+    const method = (await mfa.methodsFor(user)).find((m) => m.id === form.method);
+    if (!method) throw new FormRefusal(404, undefined, 'account.error.method_not_found');
+    if (!ask(ctx, { title: 'account.remove_title', question: 'account.remove_confirm', params: { method: method.label || method.hint || '' }, button: 'account.remove', back: '/account/security' })) return;
+    if (!(await mfa.removeFactor(user, form.method, actor(ctx)))) throw new FormRefusal(404, undefined, 'account.error.method_not_found');
     ctx.redirect('/account/security?notice=factor_removed');
-  }));
+  });
 
-  router.post('/security/rename', afterReauth(async (ctx, user) => {
-    const form = renameSchema.safeParse(ctx.request.body);
-    if (!form.success) throw new AppError(400, 'invalid_request', 'a name of 1 to 60 characters', form.error.issues[0]?.path.join('.'));
-    if (!(await mfa.renameMethod(user, form.data.method, form.data.label, actor(ctx)))) throw new AppError(404, 'method_not_found', 'no such method', 'method');
+  securityForm('/security/rename', 'rename', async (ctx, user) => {
+    const form = parseOrRefuse(renameSchema, ctx.request.body);
+    if (!(await mfa.renameMethod(user, form.method, form.label, actor(ctx)))) throw new FormRefusal(404, undefined, 'account.error.method_not_found');
     ctx.redirect('/account/security?notice=factor_renamed');
-  }));
+  });
 
-  router.post('/security/recovery-codes', afterReauth(async (ctx, user) => {
+  securityForm('/security/recovery-codes', 'recovery', async (ctx, user) => {
+    if (!ask(ctx, { title: 'account.regenerate', question: 'account.regenerate_confirm', button: 'account.regenerate', back: '/account/security' })) return;
     const codes = await mfa.regenerateRecoveryCodes(user, actor(ctx));
-    if (!codes) throw new AppError(409, 'no_factors');
+    if (!codes) throw new FormRefusal(409, undefined, 'account.error.no_factors');
     page(ctx, 'recovery-codes', { codes, continueAction: '/account/security/done' });
-  }));
+  });
 
   // A door PIN serves at sign-in only once its owner opts in, naming it by its digits; the access admins who issue
   // PINs cannot turn one into a user's second factor.
-  router.post('/security/pin', afterReauth(async (ctx, user) => {
+  securityForm('/security/pin', 'pin', async (ctx, user) => {
     const form = pinSchema.parse(ctx.request.body);
     try {
       await deps.access.enableWebPin(user.id, form.code, actor(ctx));
     } catch (error) {
-      if (error instanceof z.ZodError) return securityPage(ctx, undefined, 'account.error.pin_not_found', 400);
+      if (error instanceof z.ZodError) throw new FormRefusal(400, 'code', 'account.error.pin_not_found');
       if (!(error instanceof AppError) || (error.status !== 400 && error.status !== 429)) throw error;
-      return securityPage(ctx, undefined, `account.error.${error.code}`, error.status);
+      throw new FormRefusal(error.status, 'code', `account.error.${error.code}`, { min: (await deps.access.webPinStatus(user.id)).minLength });
     }
     ctx.redirect('/account/security?notice=pin_enabled');
-  }));
+  });
 
-  router.post('/security/pin/disable', afterReauth(async (ctx, user) => {
+  securityForm('/security/pin/disable', 'pin-disable', async (ctx, user) => {
     await deps.access.disableWebPin(user.id, actor(ctx));
     ctx.redirect('/account/security?notice=pin_disabled');
-  }));
+  });
 
   // Forgetting a browser only takes away a shortcut: no password needed, as for signing other sessions out.
   router.post('/security/devices/forget', async (ctx) => {
@@ -225,10 +267,37 @@ export function createAccountRouter(deps: AccountDeps) {
     ctx.redirect('/account/security?notice=devices_forgotten');
   });
 
-  router.post('/security/disable', afterReauth(async (ctx, user) => {
+  securityForm('/security/disable', 'disable', async (ctx, user) => {
+    if ((await mfa.readEnforcement()).value) {
+      await deps.people.queries.audit.insert({ action: 'mfa.disable', outcome: 'denied', subjectId: user.id, ...actor(ctx), details: { reason: 'enforced' } });
+      throw new FormRefusal(409, undefined, 'account.error.mfa_enforced');
+    }
+    if (!ask(ctx, { title: 'account.disable', question: 'account.disable_confirm', button: 'account.disable', back: '/account/security' })) return;
     await mfa.disable(user, actor(ctx));
     ctx.redirect('/account/security?notice=mfa_disabled');
-  }));
+  });
 
   return router;
+}
+
+/** The fields of a form interrupted by the password page, to post again once it is right: never a secret. */
+function resumableFields(body: Record<string, unknown>): Array<[string, string]> {
+  return Object.entries(keptValues(body)).filter((entry): entry is [string, string] => typeof entry[1] === 'string' && entry[0] !== 'return_to' && entry[0] !== 'confirm');
+}
+
+/** Where the password page may send the user back: a path of this console, on this origin. */
+export function safeReturnTo(value: string): string {
+  return /^\/account(\/[A-Za-z0-9_-]+)*$/.test(value) ? value : '/account/security';
+}
+
+/** Why an enrolment could not start, said on the field the user can fix, or above the form when it is not theirs. */
+function enrolmentRefusal(error: unknown): unknown {
+  if (!(error instanceof AppError)) return error;
+  if (error.code === 'invalid_phone') return new FormRefusal(400, 'phone', 'error.invalid_phone');
+  if (error.code === 'invalid_email') return new FormRefusal(400, 'email', 'error.invalid_email');
+  if (error.code === 'phone_rejected') return new FormRefusal(400, 'phone', 'account.error.phone_rejected');
+  if (error.code === 'email_rejected') return new FormRefusal(400, 'email', 'error.invalid_email');
+  if (error.code === 'delivery_failed') return new FormRefusal(503, undefined, 'account.error.delivery_failed');
+  if (error.code === 'send_rate_limited') return new FormRefusal(429, error.field, 'account.error.send_rate_limited');
+  return error;
 }

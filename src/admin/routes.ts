@@ -1,10 +1,11 @@
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
-import { z, ZodError } from 'zod';
+import { z } from 'zod';
 import { CSV_TEMPLATE } from '../access/csv.js';
 import { DOOR_MODES } from '../access/decide.js';
 import { SETTING_NAMES, type SettingName } from '../config/settings.js';
+import { confirmedOrAsk, type FailedForm, seeOtherAfterPost, submitForm } from '../console/form-state.js';
 import type { ConsoleSession } from '../console/koa-console-session.js';
 import { createConsolePage } from '../console/page.js';
 import { AppError } from '../errors.js';
@@ -44,12 +45,6 @@ const settingForms: { [N in SettingName]: z.ZodType } = {
   'bypass-code': z.object({ ttl_minutes: z.coerce.number() }),
   'enrolment-grace': z.object({ days: z.coerce.number(), sign_ins: z.coerce.number() }),
 };
-/** A console form that failed: re-rendered with what was typed and the error on its field. */
-interface FailedForm {
-  id: string;
-  values: Record<string, unknown>;
-  error: { field?: string; message: string; general?: boolean };
-}
 const doorBody = (values: Record<string, unknown>) => ({
   name: values.name,
   has_badge_reader: values.has_badge_reader === 'on',
@@ -110,7 +105,7 @@ export function createAdminRouter(deps: AdminDeps) {
   const largeForm = bodyParser({ enableTypes: ['form'], formLimit: '10mb' }) as unknown as Middleware;
   const smallBody = parseBody();
   pages.use(async (ctx, next) => (ctx.path === '/admin/doors/import' ? largeForm(ctx, next) : smallBody(ctx, next)));
-  pages.use(csrf(), deps.console.requireAdminUser, anyAdminRole);
+  pages.use(csrf(), deps.console.requireAdminUser, anyAdminRole, seeOtherAfterPost);
 
   pages.get('/', (ctx) => {
     const nav = ctx.state.nav as Record<string, boolean>;
@@ -118,26 +113,9 @@ export function createAdminRouter(deps: AdminDeps) {
   });
 
   // Forms. A failed form comes back as the same page with what was typed and the error on its field.
-  const formError = (error: unknown, values: Record<string, unknown>): FailedForm['error'] | undefined => {
-    if (error instanceof ZodError) {
-      const issue = error.issues[0]!;
-      return { field: issue.path.join('.') || undefined, message: issue.message };
-    }
-    const e = error as AppError;
-    if (!(e instanceof AppError) || e.status < 400 || e.status >= 500 || [401, 403].includes(e.status)) return undefined;
-    return { field: e.field, message: e.detail ?? e.message, general: !e.field || !(e.field.split('.')[0]! in values) };
-  };
-  /** Runs a console form's operation; on bad input, `again` renders the form's page with the error (status 400). */
-  async function submit(ctx: Context, id: string, values: Record<string, unknown>, act: () => Promise<void>, again: (form: FailedForm) => Promise<void>) {
-    try {
-      await act();
-    } catch (error) {
-      const failed = formError(error, values);
-      if (!failed) throw error;
-      await again({ id, values, error: failed });
-      ctx.status = (error as { status?: number }).status ?? 400;
-    }
-  }
+  // An admin typing a door code sees it again: it is theirs to hand out, not their own secret.
+  const submit = (ctx: Context, id: string, values: Record<string, unknown>, act: () => Promise<void>, again: (form: FailedForm) => Promise<void>) =>
+    submitForm(ctx, id, values, act, again, { keepCodes: true });
   /** An operation's answer; a 409 naming what still refers to the object is a failed form too. */
   const callOrRefuse = async (ctx: Context, id: string, raw: Parameters<AdminApi['call']>[2]) => {
     const reply = await call(ctx, id, raw);
@@ -150,6 +128,14 @@ export function createAdminRouter(deps: AdminDeps) {
     if (version !== undefined) ctx.request.headers['if-match'] = `"${version}"`;
   };
   const form = (ctx: Context) => (ctx.request.body ?? {}) as Record<string, string | string[] | undefined>;
+  type FormValues = ReturnType<typeof form>;
+  /** The forms posted under `prefix`: each one's failure renders `again`, the page the form is on. */
+  const formsUnder = (prefix: string, again: (ctx: Context, failed: FailedForm) => Promise<void>) =>
+    (path: string, formId: string, act: (ctx: Context, values: FormValues) => Promise<void>) =>
+      pages.post(`${prefix}${path}`, async (ctx) => {
+        const values = form(ctx);
+        await submit(ctx, formId, values, () => act(ctx, values), (failed) => again(ctx, failed));
+      });
   const list = (value: unknown) => [value ?? []].flat().filter((v): v is string => typeof v === 'string' && v !== '');
   const minutes = (value: string | undefined, field: string) => {
     if (value === '24:00') return 1440;
@@ -166,14 +152,18 @@ export function createAdminRouter(deps: AdminDeps) {
 
 
   // Users.
-  pages.get('/users', async (ctx) => {
-    const list = (await call(ctx, 'listUsers', { query: ctx.query })).body as { users: unknown[]; next_cursor: string | null };
-    render(ctx, 'admin-users', { ...list, q: typeof ctx.query.q === 'string' ? ctx.query.q : '', canInvite: may(ctx, 'inviteUser'), roles: ROLES });
-  });
+  const usersPage = async (ctx: Context, failed?: FailedForm) => {
+    const query = failed ? {} : ctx.query;
+    const list = (await call(ctx, 'listUsers', { query })).body as { users: unknown[]; next_cursor: string | null };
+    render(ctx, 'admin-users', { ...list, q: typeof query.q === 'string' ? query.q : '', canInvite: may(ctx, 'inviteUser'), roles: ROLES, form: failed });
+  };
+  pages.get('/users', (ctx) => usersPage(ctx));
   pages.post('/users/invite', async (ctx) => {
-    const form = z.object({ email: z.string(), name: z.string().default(''), roles: z.union([z.string(), z.array(z.string())]).optional() }).parse(ctx.request.body);
-    const invited = (await call(ctx, 'inviteUser', { body: { email: form.email, name: form.name, roles: [form.roles ?? []].flat() } })).body as { user: { id: string } };
-    ctx.redirect(`/admin/users/${invited.user.id}?notice=invited`);
+    const values = form(ctx);
+    await submit(ctx, 'invite', values, async () => {
+      const invited = (await call(ctx, 'inviteUser', { body: { email: values.email ?? '', name: values.name ?? '', roles: list(values.roles) } })).body as { user: { id: string } };
+      ctx.redirect(`/admin/users/${invited.user.id}?notice=invited`);
+    }, (failed) => usersPage(ctx, failed));
   });
   /** A user's page; after generating an MFA code, the answer to that POST, showing the code this once. */
   const GENERATED_NOTICES = { mfa: 'code_generated', entry: 'entry_code_generated', password: 'temporary_password_generated', bypass: 'bypass_code_generated' } as const;
@@ -196,20 +186,6 @@ export function createAdminRouter(deps: AdminDeps) {
     }, generated ? 201 : 200);
   };
   pages.get('/users/:id', (ctx) => userPage(ctx, ctx.params.id!));
-  pages.post('/users/:id/status', async (ctx) => {
-    const { status } = z.object({ status: z.enum(['active', 'disabled']) }).parse(ctx.request.body);
-    await call(ctx, 'updateUser', { params: ctx.params, body: { status } });
-    ctx.redirect(`/admin/users/${ctx.params.id}?notice=${status === 'active' ? 'user_enabled' : 'user_disabled'}`);
-  });
-  pages.post('/users/:id/roles', async (ctx) => {
-    const form = z.object({ roles: z.union([z.string(), z.array(z.string())]).optional() }).parse(ctx.request.body);
-    await call(ctx, 'setUserRoles', { params: ctx.params, body: { roles: [form.roles ?? []].flat() } });
-    ctx.redirect(`/admin/users/${ctx.params.id}?notice=roles_saved`);
-  });
-  pages.post('/users/:id/sessions', async (ctx) => {
-    await call(ctx, 'revokeUserSessions', { params: ctx.params });
-    ctx.redirect(`/admin/users/${ctx.params.id}?notice=sessions_revoked`);
-  });
   pages.get('/users/:id/reset-mfa', async (ctx) => {
     const user = (await call(ctx, 'getUser', { params: ctx.params })).body;
     if (!may(ctx, 'resetUserMfa')) throw new AppError(403, 'forbidden');
@@ -222,11 +198,22 @@ export function createAdminRouter(deps: AdminDeps) {
   // A secret never travels in a URL (history, logs, Referer): the new code is shown on this answer itself, once.
   // Codes: typed, or generated (then shown on this answer, once); for MFA codes and the entry code alike.
   const codeBody = (values: Record<string, unknown>) => (values.code ? { code: values.code } : { generate: { length: Number(values.length) } });
-  const userForm = (path: string, formId: string, act: (ctx: Context, values: Record<string, string | string[] | undefined>, userId: string) => Promise<void>) =>
-    pages.post(`/users/:id${path}`, async (ctx) => {
-      const values = form(ctx);
-      await submit(ctx, formId, values, () => act(ctx, values, ctx.params.id!), (failed) => userPage(ctx, ctx.params.id!, undefined, failed));
-    });
+  const userForms = formsUnder('/users/:id', (ctx, failed) => userPage(ctx, ctx.params.id!, undefined, failed));
+  const userForm = (path: string, formId: string, act: (ctx: Context, values: FormValues, userId: string) => Promise<void>) =>
+    userForms(path, formId, (ctx, values) => act(ctx, values, ctx.params.id!));
+  userForm('/status', 'status', async (ctx, values, id) => {
+    const { status } = z.object({ status: z.enum(['active', 'disabled']) }).parse(values);
+    await call(ctx, 'updateUser', { params: { id }, body: { status } });
+    ctx.redirect(`/admin/users/${id}?notice=${status === 'active' ? 'user_enabled' : 'user_disabled'}`);
+  });
+  userForm('/roles', 'roles', async (ctx, values, id) => {
+    await call(ctx, 'setUserRoles', { params: { id }, body: { roles: list(values.roles) } });
+    ctx.redirect(`/admin/users/${id}?notice=roles_saved`);
+  });
+  userForm('/sessions', 'sessions', async (ctx, _values, id) => {
+    await call(ctx, 'revokeUserSessions', { params: { id } });
+    ctx.redirect(`/admin/users/${id}?notice=sessions_revoked`);
+  });
   userForm('/mfa-codes', 'mfa-new', async (ctx, values, userId) => {
     const added = (await call(ctx, 'addMfaCode', { params: { userId }, body: codeBody(values) })).body as { code: string };
     if (values.code) return ctx.redirect(`/admin/users/${userId}?notice=code_added`);
@@ -282,12 +269,14 @@ export function createAdminRouter(deps: AdminDeps) {
   });
 
   // Clients.
-  pages.get('/clients', async (ctx) => {
-    const list = (await call(ctx, 'listClients', { query: ctx.query })).body as Record<string, unknown>;
-    render(ctx, 'admin-clients', { ...list, canEdit: may(ctx, 'registerClient') });
-  });
-  pages.post('/clients', async (ctx) => {
-    const form = z.object({ client_name: z.string(), redirect_uri: z.string(), require_mfa: checkbox, first_party: checkbox, kind: z.enum(['web', 'public', 'machine']) }).parse(ctx.request.body);
+  const clientsPage = async (ctx: Context, failed?: FailedForm) => {
+    const list = (await call(ctx, 'listClients', { query: failed ? {} : ctx.query })).body as Record<string, unknown>;
+    render(ctx, 'admin-clients', { ...list, canEdit: may(ctx, 'registerClient'), form: failed });
+  };
+  pages.get('/clients', (ctx) => clientsPage(ctx));
+  const clientForm = formsUnder('/clients', clientsPage);
+  clientForm('', 'client-new', async (ctx, values) => {
+    const form = z.object({ client_name: z.string(), redirect_uri: z.string().default(''), require_mfa: checkbox, first_party: checkbox, kind: z.enum(['web', 'public', 'machine']) }).parse(values);
     const body = {
       client_name: form.client_name,
       require_mfa: form.require_mfa,
@@ -299,55 +288,65 @@ export function createAdminRouter(deps: AdminDeps) {
     const registered = (await call(ctx, 'registerClient', { body })).body as { client: unknown; client_secret: string | null };
     render(ctx, 'admin-client-secret', registered, 201);
   });
-  pages.post('/clients/:clientId/require-mfa', async (ctx) => {
-    const form = z.object({ require_mfa: checkbox }).parse(ctx.request.body);
-    await call(ctx, 'editClient', { params: ctx.params, body: { require_mfa: form.require_mfa } });
+  clientForm('/:clientId/require-mfa', 'client-require-mfa', async (ctx, values) => {
+    await call(ctx, 'editClient', { params: ctx.params, body: { require_mfa: values.require_mfa === 'on' } });
     ctx.redirect('/admin/clients?notice=client_saved');
   });
-  pages.post('/clients/:clientId/secret', async (ctx) => {
+  clientForm('/:clientId/secret', 'client-secret', async (ctx) => {
+    const client = (await call(ctx, 'getClient', { params: ctx.params })).body as { client_name: string };
+    if (!confirmedOrAsk(ctx, (template, data) => render(ctx, template, data), { title: 'admin.rotate_secret', question: 'admin.rotate_confirm_named', params: { name: client.client_name }, button: 'admin.rotate_secret', back: '/admin/clients' })) return;
     const rotated = (await call(ctx, 'rotateClientSecret', { params: ctx.params })).body as { client_secret: string };
-    render(ctx, 'admin-client-secret', { client: (await call(ctx, 'getClient', { params: ctx.params })).body, client_secret: rotated.client_secret });
+    render(ctx, 'admin-client-secret', { client, client_secret: rotated.client_secret });
   });
-  pages.post('/clients/:clientId/delete', async (ctx) => {
+  clientForm('/:clientId/delete', 'client-delete', async (ctx) => {
+    const client = (await call(ctx, 'getClient', { params: ctx.params })).body as { client_name: string };
+    if (!confirmedOrAsk(ctx, (template, data) => render(ctx, template, data), { title: 'admin.delete_client', question: 'admin.delete_client_confirm_named', params: { name: client.client_name }, button: 'admin.delete', back: '/admin/clients' })) return;
     await call(ctx, 'deleteClient', { params: ctx.params });
     ctx.redirect('/admin/clients?notice=client_deleted');
   });
 
   // APIs (resource indicators): lists in forms are space-separated, as OAuth writes scopes.
   const words = z.string().max(13000).default('').transform((value) => value.split(/\s+/).filter(Boolean));
-  pages.get('/resources', async (ctx) => {
-    const list = (await call(ctx, 'listResources', { query: ctx.query })).body as Record<string, unknown>;
-    render(ctx, 'admin-resources', { ...list, canEdit: may(ctx, 'registerResource') });
-  });
-  pages.post('/resources', async (ctx) => {
-    const form = z
+  const resourcesPage = async (ctx: Context, failed?: FailedForm) => {
+    const list = (await call(ctx, 'listResources', { query: failed ? {} : ctx.query })).body as Record<string, unknown>;
+    render(ctx, 'admin-resources', { ...list, canEdit: may(ctx, 'registerResource'), form: failed });
+  };
+  pages.get('/resources', (ctx) => resourcesPage(ctx));
+  const resourceForm = formsUnder('/resources', resourcesPage);
+  resourceForm('', 'resource-new', async (ctx, values) => {
+    const body = z
       .object({ identifier: z.string(), name: z.string(), scopes: words, access_token_ttl: z.coerce.number(), token_format: z.string(), signing_alg: z.string(), machine_clients: words })
-      .parse(ctx.request.body);
-    await call(ctx, 'registerResource', { body: form });
+      .parse(values);
+    await call(ctx, 'registerResource', { body });
     ctx.redirect('/admin/resources?notice=resource_registered');
   });
-  pages.post('/resources/delete', async (ctx) => {
-    const form = z.object({ identifier: z.string() }).parse(ctx.request.body);
-    await call(ctx, 'deleteResource', { params: form });
+  resourceForm('/delete', 'resource-delete', async (ctx, values) => {
+    const params = z.object({ identifier: z.string() }).parse(values);
+    if (!confirmedOrAsk(ctx, (template, data) => render(ctx, template, data), { title: 'admin.resources.delete', question: 'admin.resources.delete_confirm', button: 'admin.delete', back: '/admin/resources' })) return;
+    await call(ctx, 'deleteResource', { params });
     ctx.redirect('/admin/resources?notice=resource_deleted');
   });
 
   // Settings: each form carries the version it was read at, so a save over someone else's change is refused.
-  pages.get('/settings', async (ctx) => {
-    render(ctx, 'admin-settings', { settings: (await call(ctx, 'listSettings')).body, canEdit: may(ctx, 'putEnforceMfaSetting'), factors: api.builtFactors, mailConfigured: api.mailConfigured });
-  });
+  const settingsPage = async (ctx: Context, failed?: FailedForm) => {
+    render(ctx, 'admin-settings', { settings: (await call(ctx, 'listSettings')).body, canEdit: may(ctx, 'putEnforceMfaSetting'), factors: api.builtFactors, mailConfigured: api.mailConfigured, form: failed });
+  };
+  pages.get('/settings', (ctx) => settingsPage(ctx));
   pages.post('/settings/:name', async (ctx) => {
     const name = settingParam.parse(ctx.params.name);
-    const { version } = z.object({ version: versionField }).parse(ctx.request.body);
-    const body = settingForms[name].parse(ctx.request.body);
-    ctx.request.headers['if-match'] = `"${version}"`;
-    try {
-      await call(ctx, settingOperationId('put', name), { body });
-    } catch (error) {
-      if ((error as AppError).status === 412) return ctx.redirect('/admin/settings?notice=settings_conflict');
-      throw error;
-    }
-    ctx.redirect('/admin/settings?notice=settings_saved');
+    const values = form(ctx);
+    await submit(ctx, `setting-${name}`, values, async () => {
+      const { version } = z.object({ version: versionField }).parse(values);
+      const body = settingForms[name].parse(values);
+      ctx.request.headers['if-match'] = `"${version}"`;
+      try {
+        await call(ctx, settingOperationId('put', name), { body });
+      } catch (error) {
+        if ((error as AppError).status === 412) return ctx.redirect('/admin/settings?notice=settings_conflict');
+        throw error;
+      }
+      ctx.redirect('/admin/settings?notice=settings_saved');
+    }, (failed) => settingsPage(ctx, failed));
   });
 
   // Audit log.
@@ -382,11 +381,7 @@ export function createAdminRouter(deps: AdminDeps) {
     render(ctx, 'admin-site', { site: detail.site, detail, weekdays: WEEKDAYS, modes: DOOR_MODES, form: failed, canEditSite: may(ctx, 'updateSite') });
   };
   pages.get('/doors/sites/:siteId', (ctx) => sitePage(ctx, ctx.params.siteId!));
-  const siteForm = (path: string, formId: string, act: (ctx: Context, values: Record<string, string | string[] | undefined>) => Promise<void>) =>
-    pages.post(`/doors/sites/:siteId${path}`, async (ctx) => {
-      const values = form(ctx);
-      await submit(ctx, formId, values, () => act(ctx, values), (failed) => sitePage(ctx, ctx.params.siteId!, failed));
-    });
+  const siteForm = formsUnder('/doors/sites/:siteId', (ctx, failed) => sitePage(ctx, ctx.params.siteId!, failed));
   siteForm('', 'site-edit', async (ctx, values) => {
     atVersion(ctx);
     await call(ctx, 'updateSite', { params: ctx.params, body: { name: values.name, time_zone: values.time_zone } });
@@ -500,11 +495,7 @@ export function createAdminRouter(deps: AdminDeps) {
     render(ctx, 'admin-level', { level, site: site.site, doors: site.doors, schedules: site.schedules, form: failed });
   };
   pages.get('/doors/levels/:levelId', (ctx) => levelPage(ctx, ctx.params.levelId!));
-  const levelForm = (path: string, formId: string, act: (ctx: Context, values: Record<string, string | string[] | undefined>) => Promise<void>) =>
-    pages.post(`/doors/levels/:levelId${path}`, async (ctx) => {
-      const values = form(ctx);
-      await submit(ctx, formId, values, () => act(ctx, values), (failed) => levelPage(ctx, ctx.params.levelId!, failed));
-    });
+  const levelForm = formsUnder('/doors/levels/:levelId', (ctx, failed) => levelPage(ctx, ctx.params.levelId!, failed));
   levelForm('', 'level-edit', async (ctx, values) => {
     atVersion(ctx);
     await call(ctx, 'updateAccessLevel', { params: ctx.params, body: { name: values.name, schedule_id: values.schedule_id || null, door_ids: list(values.door_ids) } });

@@ -85,6 +85,8 @@ export function createConsoleSession(deps: { providers: ProviderHolder; queries:
       };
     },
     markReauthenticated(ctx: Context, userId: string, now: Date) {
+      // Also for the rest of this request: the action the password page interrupted runs in it.
+      ctx.state.reauthenticated = `${userId}|${now.getTime()}`;
       ctx.cookies.set(REAUTH_COOKIE, `${userId}|${now.getTime()}`, { signed: true, httpOnly: true, sameSite: 'strict', maxAge: REAUTH_SECONDS * 1000, secure: ctx.secure });
     },
     /** After sign-out: a password entered before it does not count as recent for whoever signs in next. */
@@ -92,7 +94,7 @@ export function createConsoleSession(deps: { providers: ProviderHolder; queries:
       ctx.cookies.set(REAUTH_COOKIE, null, { signed: true, httpOnly: true, sameSite: 'strict', secure: ctx.secure });
     },
     isRecentlyReauthenticated(ctx: Context, userId: string, now: Date): boolean {
-      const [who, at] = ctx.cookies.get(REAUTH_COOKIE, { signed: true })?.split('|') ?? [];
+      const [who, at] = ((ctx.state.reauthenticated as string | undefined) ?? ctx.cookies.get(REAUTH_COOKIE, { signed: true }))?.split('|') ?? [];
       return who === userId && now.getTime() - Number(at) <= REAUTH_SECONDS * 1000;
     },
   };

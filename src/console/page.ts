@@ -2,6 +2,7 @@ import type { Context } from 'koa';
 import { type Locale, pickLocale } from '../i18n.js';
 import type { PageRenderer } from '../render.js';
 import { isTimeZone } from '../access/time.js';
+import { describeFailure, type FailedForm } from './form-state.js';
 
 export const TIME_ZONE_COOKIE = 'lk_tz';
 
@@ -26,6 +27,7 @@ export function createConsolePage(renderer: PageRenderer, defaultLocale: Locale)
     const timeZone = user.time_zone ?? (browserZone && isTimeZone(browserZone) ? browserZone : 'UTC');
     ctx.body = renderer.render(template, locale, {
       ...data,
+      form: data.form && describeFailure(data.form as FailedForm, renderer.translator(locale)),
       csrf: ctx.state.csrf,
       timeZone,
       path: ctx.path,

@@ -343,8 +343,9 @@ export function createAccessQueries(db: Database) {
     findEntryCode: (lookup: string) => db<AccessCodeRow>('access_codes').where({ kind: 'entry', code_lookup: lookup }).first(),
 
     // The web PIN: on the sign-in's hot path, so each question is one statement.
-    hasWebPin: async (userId: string, minLength: number) =>
-      !!(await db.raw(`select 1 from access_codes a where a.user_id = ? and ${WEB_PIN} limit 1`, [userId, minLength])).rows[0],
+    /** When the user's usable web PIN was opted in, or undefined without one. */
+    webPinSince: async (userId: string, minLength: number) =>
+      ((await db.raw(`select a.web_enabled_at from access_codes a where a.user_id = ? and ${WEB_PIN} limit 1`, [userId, minLength])).rows[0] as { web_enabled_at: Date } | undefined)?.web_enabled_at,
     findWebPin: async (userId: string, lookup: string, minLength: number) =>
       (await db.raw(`select a.id from access_codes a where a.user_id = ? and a.code_lookup = ? and ${WEB_PIN} limit 1`, [userId, lookup, minLength])).rows[0] as
         | { id: string }

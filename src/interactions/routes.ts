@@ -47,7 +47,14 @@ export interface InteractionDeps {
   onSignedIn?: (amr: readonly string[]) => void;
   /** Where a mail that could not be sent is reported to the operator. */
   onDeliveryFailure?: (error: unknown, userId: string) => void;
+  /** Told when a password was verified in this browser: the console counts it as a recent re-entry. */
+  onPasswordVerified?: (ctx: Context, userId: string) => void;
 }
+
+/** A wait in whole minutes (at least one), for messages that say when to try again. */
+const minutesOf = (seconds: number) => Math.max(1, Math.ceil(seconds / 60));
+// A lock longer than this is not waited out: the user asks an administrator.
+const LONG_LOCK_MS = 24 * 3600 * 1000;
 
 const codeFormSchema = z.object({
   method: z.string().min(1).max(64),
@@ -107,9 +114,12 @@ export function createInteractionRouter(deps: InteractionDeps) {
 
   type Interaction = Awaited<ReturnType<typeof details>>['interaction'];
   /** oidc-provider's interactionResult, on the interaction this request already read (it would read it again). */
-  const finish = async (ctx: Context, interaction: Interaction, result: InteractionResults, merge: boolean) => {
+  const settle = async (interaction: Interaction, result: InteractionResults, merge: boolean) => {
     interaction.result = merge ? { ...interaction.lastSubmission, ...result } : result;
     await interaction.save(interaction.exp - Math.floor(Date.now() / 1000));
+  };
+  const finish = async (ctx: Context, interaction: Interaction, result: InteractionResults, merge: boolean) => {
+    await settle(interaction, result, merge);
     ctx.status = 303;
     ctx.redirect(interaction.returnTo);
   };
@@ -160,10 +170,16 @@ export function createInteractionRouter(deps: InteractionDeps) {
   const bypassAnswers = (row: SignInRow) => !row.pin_accepted && !row.phishing_resistant && row.password_verified_at !== null;
   const decide = (user: UserRow, d: Awaited<ReturnType<typeof details>>) =>
     mfa.decide(user, { requireMfa: d.clientRequiresMfa, requirePhishingResistant: d.clientRequiresPhishingResistant }, d.acrValues);
+  /**
+   * The language of codes and notices sent for a sign-in: the app's ui_locales, else the account's, and only then the
+   * browser's (the page's own language follows the browser; a message may be read on another device).
+   */
+  const messageLocale = (ctx: Context, interaction: Interaction, user: UserRow): Locale =>
+    pickLocale({ uiLocales: interaction.params.ui_locales, accountLocale: user.locale, acceptsLanguages: (...langs) => ctx.acceptsLanguages(...langs), fallback: deps.defaultLocale });
   const signInFilter = (row: SignInRow) => ({ pinAccepted: row.pin_accepted, phishingResistant: row.phishing_resistant });
 
   /** The login page; where a factor can carry a whole sign-in, its ceremony (button and autofill) too. */
-  const renderLogin = async (ctx: Context, locale: Locale, data: { clientName: string; email: unknown; error?: string; notice?: string }, status = 200) =>
+  const renderLogin = async (ctx: Context, locale: Locale, data: { clientName: string; email: unknown; error?: string; notice?: string; minutes?: number }, status = 200) =>
     // A forgotten password is reset through the inbox: offered where mail is configured (src/account/password-reset.ts).
     page(ctx, 'login', locale, { ...data, forgotPassword: !!deps.emailConfirmation, passkey: await mfa.passwordlessOptions({ interactionUid: ctx.params.uid!, locale }) }, status);
 
@@ -210,10 +226,34 @@ export function createInteractionRouter(deps: InteractionDeps) {
     await endSignIn(ctx, interaction, signIn);
     return true;
   };
-  /** Ends a sign-in that used up its tries; a request that finds it already moved on (a concurrent one) is refused. */
+  /**
+   * Ends a sign-in that used up its tries; a request that finds it already moved on (a concurrent one) is refused.
+   * The app's answer (access_denied) is settled now, but the user first reads on our page what happened and when
+   * they may try again; its link takes them back to the app with that answer.
+   */
   async function endSignIn(ctx: Context, interaction: Interaction, signIn: BoundSignIn) {
     if (!(await queries.signIns.advance(signIn.row.interaction_uid, signIn.user.id, signIn.row.step, 'finished'))) throw new AppError(400, 'interaction_step');
-    await deny(ctx, interaction, 'too many wrong codes');
+    await settle(interaction, { error: 'access_denied', error_description: 'too many wrong codes' }, false);
+    await renderStopped(ctx, interaction, signIn.user, 'ended', await mfa.lockedUntil(signIn.user.id), interaction.returnTo);
+  }
+  /**
+   * Too many wrong codes: this sign-in's (`ended`) or the account's for a while (`locked`). Says when to try again
+   * and offers the way back to the app: the settled answer's link, or leaving (abort) while the sign-in is open.
+   */
+  async function renderStopped(ctx: Context, interaction: Interaction, user: UserRow, reason: 'ended' | 'locked', until: Date | undefined, backHref?: string) {
+    const locale = ctx.state.locale as Locale;
+    const client = await provider().Client.find(String(interaction.params.client_id));
+    const wait = until ? until.getTime() - clock.now().getTime() : 0;
+    if (until) ctx.set('retry-after', String(Math.ceil(wait / 1000)));
+    page(ctx, 'sign-in-stopped', locale, {
+      reason,
+      until: until && wait < LONG_LOCK_MS ? until : undefined,
+      minutes: minutesOf(wait / 1000),
+      permanent: wait >= LONG_LOCK_MS,
+      timeZone: user.time_zone ?? 'UTC',
+      clientName: client?.clientName ?? String(interaction.params.client_id),
+      backHref,
+    }, 429);
   }
 
   const renderSecondFactor = async (
@@ -223,7 +263,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
     signIn: BoundSignIn,
     error?: string,
     status = 200,
-    sent?: { notice?: string; detail?: string; retryAfterSeconds?: number },
+    sent?: { notice?: string; retryAfterSeconds?: number },
   ) => {
     const filter = signInFilter(signIn.row);
     // Any one of the user's passkeys answers one ceremony: they are offered once, as one way to sign in.
@@ -237,6 +277,8 @@ export function createInteractionRouter(deps: InteractionDeps) {
       (requested === RECOVERY_METHOD_ID && recoveryOffered) || (requested === BYPASS_METHOD_ID && bypassOffered) || methods.some((m) => m.id === requested) ? requested : methods[0]?.id;
     const chosen = methods.find((m) => m.id === chosenId);
     const ceremony = chosen && (await mfa.ceremonyOptions(signIn.user, chosen.id, filter, { interactionUid: signIn.row.interaction_uid, locale }));
+    // "We sent a code" only once one was: before "Send me a code" is pressed the page says one will be.
+    const codeSent = !!sent?.notice || (!!chosen && mfa.sendsCode(chosen.factor) && !!(await queries.sentCodes.lastSentAt(chosen.id, signIn.row.interaction_uid)));
     return page(ctx, 'mfa', locale, {
       clientName,
       methods: methods.map((m) => ({ id: m.id, factor: m.factor, label: mfa.hasCeremony(m.factor) ? undefined : m.label, hint: m.hint })),
@@ -246,6 +288,8 @@ export function createInteractionRouter(deps: InteractionDeps) {
         chosenId === RECOVERY_METHOD_ID || chosenId === BYPASS_METHOD_ID
           ? { id: chosenId, factor: chosenId }
           : chosen && { id: chosen.id, factor: chosen.factor, label: chosen.label, hint: chosen.hint, sendsCode: mfa.sendsCode(chosen.factor), ceremony },
+      codeSent,
+      minutes: sent?.retryAfterSeconds ? minutesOf(sent.retryAfterSeconds) : undefined,
       error,
       sent,
       remember: await remembered.pageData(ctx, signIn),
@@ -279,6 +323,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
       action: `/interaction/${ctx.params.uid}/enrol`,
       secret: pending.display.secret?.replace(/(.{4})/g, '$1 ').trim(),
       otpauthUri: pending.display.otpauthUri,
+      digits: pending.display.digits,
       qr,
       error,
       atSignIn: true,
@@ -319,7 +364,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
           const bound = await queries.signIns.claim({ interaction_uid: interaction.uid, user_id: user.id, step, password_verified_at: null, pin_accepted: decision.pinAccepted, phishing_resistant: decision.phishingResistant, expires_at: expiresAt() });
           signIn = await load(interaction.uid);
           // Of concurrent GETs only the one that bound the sign-in sends its code (a later code would void the first).
-          if (bound && 'row' in signIn && signIn.step === 'confirm_email') return afterSend(ctx, locale, signIn, await sendEnrolmentConfirmation(signIn, locale));
+          if (bound && 'row' in signIn && signIn.step === 'confirm_email') return afterSend(ctx, locale, signIn, await sendEnrolmentConfirmation(signIn, messageLocale(ctx, interaction, signIn.user)));
         }
       }
     }
@@ -354,8 +399,9 @@ export function createInteractionRouter(deps: InteractionDeps) {
     if (!outcome.ok) {
       const throttled = outcome.reason === 'throttled';
       if (throttled) ctx.set('retry-after', String(outcome.retryAfterSeconds));
-      return renderLogin(ctx, locale, { clientName, email: form.data.email, error: throttled ? 'login.error.throttled' : 'login.error.invalid' }, throttled ? 429 : 401);
+      return renderLogin(ctx, locale, { clientName, email: form.data.email, error: throttled ? 'login.error.throttled_for' : 'login.error.invalid', minutes: throttled ? minutesOf(outcome.retryAfterSeconds) : undefined }, throttled ? 429 : 401);
     }
+    deps.onPasswordVerified?.(ctx, outcome.user.id);
     const decision = await decide(outcome.user, d);
     const step = unanswerable(decision) ? 'finished' : afterPassword(secondStep(decision), !!deps.emailConfirmation);
     // Of two passwords racing into one sign-in, only the first to bind it goes on.
@@ -366,7 +412,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
     if (step === 'confirm_email') {
       const signIn = await load(interaction.uid);
       if ('row' in signIn) {
-        const sent = await sendEnrolmentConfirmation(signIn, locale);
+        const sent = await sendEnrolmentConfirmation(signIn, messageLocale(ctx, interaction, signIn.user));
         if (!sent.sent) return afterSend(ctx, locale, signIn, sent);
       }
     }
@@ -418,8 +464,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
       return finishLogin(ctx, interaction, signIn.user.id, outcome.amr);
     }
     if (outcome.locked) {
-      ctx.set('retry-after', String(outcome.retryAfterSeconds ?? 60));
-      return renderSecondFactor(ctx, locale, clientName, signIn, 'mfa.error.locked', 429);
+      return renderStopped(ctx, interaction, signIn.user, 'locked', new Date(clock.now().getTime() + (outcome.retryAfterSeconds ?? 60) * 1000));
     }
     if (await endIfLastTry(ctx, interaction, signIn, failures)) return;
     return renderSecondFactor(ctx, locale, clientName, signIn, error, 401);
@@ -458,12 +503,13 @@ export function createInteractionRouter(deps: InteractionDeps) {
     const form = codeFormSchema.pick({ method: true }).safeParse(ctx.request.body);
     if (!form.success) throw new AppError(400, 'malformed_body', 'invalid form', 'method');
     ctx.query.method = form.data.method;
-    const outcome = await mfa.sendCode(signIn.user, form.data.method, { interactionUid: interaction.uid, locale }, actorOf(ctx, signIn.user.id, interaction.params.client_id));
+    const outcome = await mfa.sendCode(signIn.user, form.data.method, { interactionUid: interaction.uid, locale: messageLocale(ctx, interaction, signIn.user) }, actorOf(ctx, signIn.user.id, interaction.params.client_id));
     if (!outcome) throw new AppError(400, 'method_not_found', 'no such method', 'method');
     if (outcome.sent) return renderSecondFactor(ctx, locale, clientName, signIn, undefined, 200, { notice: 'mfa.sent', retryAfterSeconds: outcome.retryAfterSeconds });
     if (outcome.retryAfterSeconds) ctx.set('retry-after', String(outcome.retryAfterSeconds));
-    const status = outcome.reason === 'delivery_failed' ? 502 : 429;
-    return renderSecondFactor(ctx, locale, clientName, signIn, `mfa.send.${outcome.reason}`, status, { detail: outcome.detail, retryAfterSeconds: outcome.retryAfterSeconds });
+    // The provider's own words (English, about its account) are for the operator's log, not this page.
+    const status = outcome.reason === 'delivery_failed' ? 503 : outcome.reason === 'destination_rejected' ? 400 : 429;
+    return renderSecondFactor(ctx, locale, clientName, signIn, `mfa.send.${outcome.reason}`, status, { retryAfterSeconds: outcome.retryAfterSeconds });
   });
 
   // The user lost their factor and the helpdesk gave them a one-time code: it opens enrolment of a new factor, never
@@ -498,10 +544,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
     if (failures === undefined) return;
     // The account's own limit too: otherwise each new sign-in (a password away) would bring five fresh guesses.
     const guess = await mfa.reserveAttempt(signIn.user.id);
-    if (!guess.allowed) {
-      ctx.set('retry-after', String(guess.retryAfterSeconds));
-      return renderEmailConfirmation(ctx, locale, signIn, 'mfa.error.locked', 429);
-    }
+    if (!guess.allowed) return renderStopped(ctx, interaction, signIn.user, 'locked', new Date(clock.now().getTime() + guess.retryAfterSeconds * 1000));
     if (deps.emailConfirmation?.matches(interaction.uid, signIn.row, form.code)) {
       await guess.succeeded();
       const opened = await queries.signIns.advance(interaction.uid, signIn.user.id, 'confirm_email', 'enrolling', { email_code_hash: null, email_code_expires_at: null });
@@ -516,9 +559,9 @@ export function createInteractionRouter(deps: InteractionDeps) {
   });
 
   router.post('/enrol/email/resend', async (ctx) => {
-    const { locale } = await details(ctx, 'login');
+    const { interaction, locale } = await details(ctx, 'login');
     const signIn = await signInFor(ctx, 'resend_email');
-    return afterSend(ctx, locale, signIn, await sendEnrolmentConfirmation(signIn, locale));
+    return afterSend(ctx, locale, signIn, await sendEnrolmentConfirmation(signIn, messageLocale(ctx, interaction, signIn.user)));
   });
 
   // Enrolment grace: where the global switch alone asks for a factor and the admin gives a grace, the user may finish

@@ -46,7 +46,7 @@ export type VerifyOutcome = { ok: true; amr?: string[] } | { ok: false; reason: 
 
 export type ChallengeOutcome =
   | { sent: true; retryAfterSeconds: number }
-  | { sent: false; reason: 'cooldown' | 'rate_limited' | 'delivery_failed'; retryAfterSeconds?: number; detail?: string };
+  | { sent: false; reason: 'cooldown' | 'rate_limited' | 'destination_rejected' | 'delivery_failed'; retryAfterSeconds?: number; detail?: string };
 
 export interface EnrollingUser {
   id: string;
@@ -61,6 +61,8 @@ export interface EnrollingUser {
 export interface EnrolmentDisplay {
   secret?: string;
   otpauthUri?: string;
+  /** How many digits the codes to type have (an authenticator app's setting). */
+  digits?: number;
   sentTo?: string;
   ceremony?: object;
 }

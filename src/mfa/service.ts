@@ -93,6 +93,8 @@ export function createMfaService(deps: MfaDeps) {
   return {
     /** One second-step guess against the account's limits (an emailed confirmation, say), taken before it is checked. */
     reserveAttempt,
+    /** When the account may try second-factor codes again, if it is locked now. */
+    lockedUntil: (userId: string) => throttle.lockedUntil(Object.values(throttleKeys(userId))),
     readEnforcement,
     async setEnforcement(enabled: boolean, actor: Actor, expectedVersion?: number) {
       const row = await settings.write('enforce-mfa', { enabled }, expectedVersion);

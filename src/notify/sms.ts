@@ -2,16 +2,27 @@ import twilio from 'twilio';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../logger.js';
 
-/** A message could not be delivered; `detail` is safe to show (e.g. Twilio's "not a valid phone number"). */
+/**
+ * A message could not be delivered. `destination`: the provider refused the number or address itself (the user can
+ * fix it); `provider`: the provider failed us (credentials, outage, network), which is the operator's to fix.
+ * `detail` is the provider's own words, for the operator's log.
+ */
 export class DeliveryError extends Error {
   constructor(
     readonly detail: string,
+    readonly kind: 'destination' | 'provider',
     readonly providerCode?: number,
   ) {
     super(detail);
     this.name = 'DeliveryError';
   }
 }
+
+/**
+ * Twilio errors that say the 'To' number is wrong, not that Twilio or our account is: 21211 invalid 'To' number,
+ * 21614 not a mobile number, 21217 the number does not appear valid, 21612 the number cannot be reached from ours.
+ */
+const TWILIO_BAD_DESTINATION = new Set([21211, 21217, 21612, 21614]);
 
 export interface SmsSender {
   send(to: string, body: string): Promise<void>;
@@ -40,9 +51,10 @@ export function createTwilioSender(config: NonNullable<Config['twilio']>): SmsSe
         });
       } catch (error) {
         const e = error as { code?: number; message?: string; status?: number };
-        // Twilio's own wording for the 2xxxx errors is meant for people ("The 'To' number … is not a valid phone number").
-        if (typeof e.code === 'number') throw new DeliveryError(e.message ?? 'the SMS could not be sent', e.code);
-        throw new DeliveryError('the SMS service could not be reached');
+        if (typeof e.code === 'number') {
+          throw new DeliveryError(e.message ?? 'the SMS could not be sent', TWILIO_BAD_DESTINATION.has(e.code) ? 'destination' : 'provider', e.code);
+        }
+        throw new DeliveryError(`the SMS service could not be reached (${e.message ?? 'no answer'})`, 'provider');
       }
     },
   };

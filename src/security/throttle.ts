@@ -49,6 +49,13 @@ export function createThrottle(queries: Queries, clock: Clock) {
       }
       return { allowed: true, succeeded: async () => void (await settle(rules)) };
     },
+    /** When the last of these keys' locks ends, or undefined when none is locked now (reserves nothing). */
+    async lockedUntil(keys: string[]): Promise<Date | undefined> {
+      const now = clock.now().getTime();
+      const ends = (await Promise.all(keys.map((key) => queries.throttle.find(key)))).map((row) => row?.locked_until?.getTime() ?? 0);
+      const last = Math.max(0, ...ends);
+      return last > now ? new Date(last) : undefined;
+    },
     /** Lifts every limit on a key (an admin's reset). */
     clear: (key: string) => queries.throttle.clear(key),
   };

@@ -84,7 +84,7 @@ describe('opting in', () => {
     const user = await aUser(server.latchkey);
     await server.latchkey.access.addMfaCode(user.id, { code: '381560' }, byAdmin);
     await server.latchkey.access.enableWebPin(user.id, '381560', { actorId: user.id });
-    expect(await queriesDuring(server.database.db, () => server.latchkey.access.hasWebPin(user.id))).toHaveLength(1);
+    expect(await queriesDuring(server.database.db, () => server.latchkey.access.webPinSince(user.id))).toHaveLength(1);
     let found: unknown;
     expect(await queriesDuring(server.database.db, async () => (found = await server.latchkey.access.findWebPin(user.id, '381560')))).toHaveLength(1);
     expect(found).toBeTruthy();
@@ -108,17 +108,15 @@ describe('telling the user', () => {
 });
 
 describe('the account page', () => {
-  test('shows the PIN state; opting in and out needs the password again', async () => {
+  test('shows the PIN state; opting in and out (with the password typed at sign-in)', async () => {
     const user = await aUser(server.latchkey);
     await server.latchkey.access.addMfaCode(user.id, { code: '716204' }, byAdmin);
     const { agent, page } = await consoleSignIn(server.url, user.email, user.password);
     expect(page.html).toContain('action="/account/security/pin"');
-    const asked = await agent.visit(`${server.url}/account/security/pin`, { form: { _csrf: csrfOf(page), code: '716204' } });
-    expect(asked.status).toBe(401);
-    expect(await pinMethods(user.id)).toEqual([]);
-    const back = await agent.submit(asked, '/account/reauth', { password: user.password });
-    const wrong = await agent.visit(`${server.url}/account/security/pin`, { form: { _csrf: csrfOf(back), code: '716205' } });
+    const wrong = await agent.visit(`${server.url}/account/security/pin`, { form: { _csrf: csrfOf(page), code: '716205' } });
     expect(wrong.status).toBe(400);
+    expect(wrong.html).toMatch(/id="door-pin"[^>]*aria-invalid="true" aria-describedby="door-pin-error"/);
+    expect(await pinMethods(user.id)).toEqual([]);
     const enabled = await agent.visit(`${server.url}/account/security/pin`, { form: { _csrf: csrfOf(wrong), code: '716204' } });
     expect(enabled.url).toContain('notice=pin_enabled');
     expect(enabled.html).toContain('data-web-pin="on"');

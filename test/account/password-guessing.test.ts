@@ -50,7 +50,7 @@ describe('guessing the current password from a signed-in session', () => {
     const { agent, change, page } = await signedIn();
     for (let i = 0; i < 5; i++) await change(`wrong guess ${i}`);
     const reauth = await agent.request(`${server.url}/account/reauth`, { form: { _csrf: csrfOf(page), password: 'another guess' } });
-    expect(reauth.status).toBe(401);
+    expect(reauth.status).toBe(429);
     expect(Number(reauth.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(await reauth.text()).toContain('Too many attempts');
   });

@@ -24,19 +24,11 @@ describe('the account security page', () => {
     expect(page.html).toContain(user.email);
   });
 
-  test('adding an authenticator needs the password again, then shows a QR code, then recovery codes once', async () => {
+  test('the password typed at sign-in counts as recent: adding an authenticator shows a QR code, then recovery codes once', async () => {
     const user = await aUser(server.latchkey);
     const { agent, page } = await consoleSignIn(server.url, user.email, user.password);
 
-    const asked = await agent.submit(page, '/account/security/enrol/totp');
-    expect(asked.status).toBe(401);
-    expect(asked.html).toContain('Confirm it&#39;s you');
-    const wrong = await agent.submit(asked, '/account/reauth', { password: 'not my password' });
-    expect(wrong.status).toBe(401);
-    const back = await agent.submit(wrong, '/account/reauth', { password: user.password });
-    expect(back.url).toBe(`${server.url}/account/security`);
-
-    const enrol = await agent.submit(back, '/account/security/enrol/totp');
+    const enrol = await agent.submit(page, '/account/security/enrol/totp');
     expect(enrol.html).toMatch(/<img id="totp-qr" src="data:image\/png;base64,/);
     const secret = secretOn(enrol.html);
     const refused = await agent.submit(enrol, '', { code: '000000' });
@@ -52,10 +44,38 @@ describe('the account security page', () => {
     expect((await server.latchkey.queries.audit.list({ subjectId: user.id, action: 'mfa.enrol' }))[0]).toMatchObject({ outcome: 'success' });
   });
 
+  test('after five minutes the password is asked again, and the right one goes on with the action the user started', async () => {
+    const user = await aUser(server.latchkey);
+    const { agent, page } = await consoleSignIn(server.url, user.email, user.password);
+    for (let i = 0; i < 11; i++) clock.nextStep();
+
+    const asked = await agent.submit(page, '/account/security/enrol/totp');
+    expect(asked.status).toBe(401);
+    expect(asked.html).toContain('Confirm it&#39;s you');
+    expect(asked.html).toContain('name="return_to" value="/account/security/enrol/totp"');
+    const wrong = await agent.submit(asked, '/account/reauth', { password: 'not my password' });
+    expect(wrong.status).toBe(401);
+    expect(wrong.html).toContain('aria-invalid="true"');
+    const resumed = await agent.submit(wrong, '/account/reauth', { password: user.password });
+    // Straight on to the authenticator's set-up, not back to the list.
+    expect(resumed.url).toMatch(/\/account\/security\/enrol\/totp\/[0-9a-f-]{36}$/);
+    expect(resumed.html).toContain('id="totp-qr"');
+  });
+
+  test('the password page goes back only to a path of the account console', async () => {
+    const user = await aUser(server.latchkey);
+    const { agent, page } = await consoleSignIn(server.url, user.email, user.password);
+    for (const returnTo of ['https://evil.example/account', '//evil.example/account', '/account/../admin', '/account\\evil']) {
+      const answer = await agent.request(`${server.url}/account/reauth`, { form: { _csrf: csrfOf(page), password: user.password, return_to: returnTo } });
+      expect(answer.status).toBe(303);
+      expect(answer.headers.get('location')).toBe('/account/security');
+    }
+  });
+
   test('preferred method, removal, new recovery codes and turning MFA off', async () => {
     const user = await aUser(server.latchkey);
     const { agent, page } = await consoleSignIn(server.url, user.email, user.password);
-    const ready = await agent.submit(await agent.submit(page, '/account/security/enrol/totp'), '/account/reauth', { password: user.password });
+    const ready = page;
 
     const enrolOne = await agent.submit(ready, '/account/security/enrol/totp');
     await agent.submit(enrolOne, '', { code: referenceTotp(secretOn(enrolOne.html), clock.now()) });
@@ -70,28 +90,27 @@ describe('the account security page', () => {
     expect((await server.latchkey.queries.users.findById(user.id))!.preferred_factor_id).toBe(methods[1]!.id);
 
     const before = await server.database.db('recovery_codes').where({ user_id: user.id }).pluck('code_hash');
-    const regenerated = await agent.visit(`${server.url}/account/security/recovery-codes`, { form: { _csrf: csrfOf(afterSecond) } });
+    // Destructive actions ask first, on a page of their own (no script needed); only the confirmation acts.
+    const asked = await agent.visit(`${server.url}/account/security/recovery-codes`, { form: { _csrf: csrfOf(afterSecond) } });
+    expect(asked.html).toContain('Make new recovery codes? The ones you have now stop working at once.');
+    expect(await server.database.db('recovery_codes').where({ user_id: user.id }).pluck('code_hash')).toEqual(before);
+    const regenerated = await agent.submit(asked, '/account/security/recovery-codes');
     expect(regenerated.html.match(/<li><code>/g)).toHaveLength(10);
     const after = await server.database.db('recovery_codes').where({ user_id: user.id }).pluck('code_hash');
     expect(after.filter((h: string) => before.includes(h))).toEqual([]);
 
-    const removed = await agent.visit(`${server.url}/account/security/remove`, { form: { _csrf: csrfOf(afterSecond), method: methods[0]!.id } });
+    const askedRemove = await agent.visit(`${server.url}/account/security/remove`, { form: { _csrf: csrfOf(afterSecond), method: methods[0]!.id } });
+    expect(askedRemove.html).toContain('You won&#39;t be able to sign in with it any more.');
+    expect(await server.database.db('user_factors').where({ user_id: user.id })).toHaveLength(2);
+    const removed = await agent.submit(askedRemove, '/account/security/remove');
     expect(removed.url).toContain('notice=factor_removed');
-    const off = await agent.visit(`${server.url}/account/security/disable`, { form: { _csrf: csrfOf(afterSecond) } });
+    const askedOff = await agent.visit(`${server.url}/account/security/disable`, { form: { _csrf: csrfOf(afterSecond) } });
+    expect(askedOff.html).toContain('Turn two-step verification off?');
+    const off = await agent.submit(askedOff, '/account/security/disable');
     expect(off.html).toContain('Two-step verification is off');
     expect(await server.database.db('user_factors').where({ user_id: user.id })).toHaveLength(0);
     expect(await server.database.db('recovery_codes').where({ user_id: user.id })).toHaveLength(0);
     expect(notices.eventsFor(user.id)).toEqual(expect.arrayContaining(['factor_removed', 'recovery_codes_regenerated', 'mfa_disabled']));
-  });
-
-  test('the password entry counts for five minutes only', async () => {
-    const user = await aUser(server.latchkey);
-    const { agent, page } = await consoleSignIn(server.url, user.email, user.password);
-    const ready = await agent.submit(await agent.submit(page, '/account/security/enrol/totp'), '/account/reauth', { password: user.password });
-    expect((await agent.submit(ready, '/account/security/enrol/totp')).html).toContain('id="totp-qr"');
-    clock.nextStep();
-    for (let i = 0; i < 10; i++) clock.nextStep();
-    expect((await agent.submit(ready, '/account/security/enrol/totp')).status).toBe(401);
   });
 
   test('forms without their CSRF token are refused', async () => {

@@ -93,8 +93,16 @@ describe('sign-in with a second factor, as an app sees it', () => {
       page = await login.agent.submit(page, '/mfa', { code: '000000' });
       expect(page.status).toBe(401);
     }
+    // Our own page says what happened and when to try again, and its link takes the user back to the app, which
+    // hears access_denied.
     const ended = await login.agent.submit(page, '/mfa', { code: '000000' });
-    expect(ended.url).toContain('error=access_denied');
+    expect(ended.status).toBe(429);
+    expect(ended.html).toContain('Too many wrong codes were entered, so this sign-in was stopped');
+    expect(ended.html).toMatch(/You can try again at [^<]+ \(in about \d+ min\)/);
+    expect(Number(ended.headers.get('retry-after'))).toBeGreaterThan(0);
+    const back = /<a class="button" href="([^"]+)" data-back-to-app>/.exec(ended.html)![1]!;
+    const returned = await login.agent.visit(back.replace(/&amp;/g, '&'));
+    expect(returned.url).toContain('error=access_denied');
     expect(notices.eventsFor(user.id).filter((e) => e === 'mfa_failed_after_password')).toHaveLength(1);
     const failures = await server.latchkey.queries.audit.list({ subjectId: user.id, action: 'mfa.verify' });
     expect(failures.filter((e) => e.outcome === 'failure')).toHaveLength(5);
@@ -102,6 +110,11 @@ describe('sign-in with a second factor, as an app sees it', () => {
     const retry = await startLogin(config);
     const blocked = await submitCode(retry, await signInWithPassword(retry, user.email, user.password), '123456');
     expect(blocked.status).toBe(429);
+    expect(blocked.html).toContain('codes are refused for a while');
+    expect(blocked.html).toMatch(/You can try again at [^<]+ \(in about \d+ min\)/);
+    // Leaving from there ends the sign-in: the app hears access_denied.
+    const left = await retry.agent.submit(blocked, '/abort');
+    expect(left.url).toContain('error=access_denied');
   });
 });
 

@@ -76,6 +76,8 @@ export async function startFakeTwilio(credentials: { accountSid: string; authTok
   const received: ReceivedSms[] = [];
   const violations: string[] = [];
   const invalidNumbers = new Set<string>();
+  /** Makes every request fail as Twilio does when our credentials are wrong (20003) or it is down (20503). */
+  const failure: { mode?: 'auth' | 'outage' } = {};
   const describe = (v: ValidateFunction) => (v.errors ?? []).map((e) => `${e.instancePath || '(root)'} ${e.message}`).join('; ');
 
   const server = http.createServer((req, res) => {
@@ -93,6 +95,8 @@ export async function startFakeTwilio(credentials: { accountSid: string; authTok
       }
       const accountSid = decodeURIComponent(match[1]!);
       if (!validators.accountSid(accountSid)) violations.push(`AccountSid: ${describe(validators.accountSid)}`);
+      if (failure.mode === 'auth') return send(401, { code: 20003, message: 'Authenticate', more_info: 'https://www.twilio.com/docs/errors/20003', status: 401 });
+      if (failure.mode === 'outage') return send(503, { code: 20503, message: 'Service unavailable', more_info: 'https://www.twilio.com/docs/errors/20503', status: 503 });
       const expectedAuth = `Basic ${Buffer.from(`${credentials.accountSid}:${credentials.authToken}`).toString('base64')}`;
       if (req.headers.authorization !== expectedAuth) {
         return send(401, { code: 20003, message: 'Authenticate', more_info: 'https://www.twilio.com/docs/errors/20003', status: 401 });
@@ -126,6 +130,7 @@ export async function startFakeTwilio(credentials: { accountSid: string; authTok
     received,
     violations,
     invalidNumbers,
+    failure,
     /** The code in the last SMS sent to `to`. */
     lastCodeTo(to: string): string {
       const sms = [...received].reverse().find((r) => r.fields.To === to);

@@ -34,6 +34,15 @@ test('an admin reset reaches the user by email, as text and HTML, in their langu
   expect(reset.html).toContain('<html lang="ko">');
 });
 
+test('the text part is plain text: an apostrophe is an apostrophe, not an HTML entity', async () => {
+  const user = await aUser(server.latchkey);
+  await enrolTotp(server.latchkey, user, clock);
+  const added = await smtp.messageTo(user.email);
+  expect(added.text).toContain("If this wasn't you");
+  expect(added.text).not.toMatch(/&#?\w+;/);
+  expect(added.html).toContain('wasn&#39;t');
+});
+
 test('an English user gets English, and a failed delivery does not undo the action', async () => {
   const user = await aUser(server.latchkey);
   await enrolTotp(server.latchkey, user, clock);

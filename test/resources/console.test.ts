@@ -25,7 +25,10 @@ test('a super admin registers and deletes an API from the console; bad input nam
   expect(listed.html).toContain('https://console.example.test');
   expect(await server.latchkey.queries.resources.find('https://console.example.test')).toMatchObject({ scopes: ['a:read', 'a:write'], access_token_ttl: 600, signing_alg: 'ES256' });
 
-  const deleted = await agent.visit(`${server.url}/admin/resources/delete`, { form: { _csrf: csrfOf(listed), identifier: 'https://console.example.test' } });
+  const asked = await agent.visit(`${server.url}/admin/resources/delete`, { form: { _csrf: csrfOf(listed), identifier: 'https://console.example.test' } });
+  expect(asked.html).toContain('Delete this API?');
+  expect(await server.latchkey.queries.resources.find('https://console.example.test')).toBeDefined();
+  const deleted = await agent.submit(asked, '/admin/resources/delete');
   expect(deleted.url).toContain('notice=resource_deleted');
   expect(await server.latchkey.queries.resources.find('https://console.example.test')).toBeUndefined();
 });

@@ -34,8 +34,8 @@ export function createEmailFactor(deps: SentCodeDeps, sender: EmailSender, rende
           text: renderer.render('email/code-text', locale, data),
           html: renderer.render('email/code-html', locale, data),
         });
-      } catch {
-        throw new DeliveryError('the email could not be sent');
+      } catch (error) {
+        throw new DeliveryError(`the email could not be sent (${(error as Error).message})`, 'provider');
       }
     },
   });

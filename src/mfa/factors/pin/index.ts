@@ -3,7 +3,8 @@ import type { Factor, Method } from '../../factor.js';
 
 /** The door side's answers about web PINs; which codes qualify (opted in, long, not trivial, not shared) is its rule. */
 export interface DoorPins {
-  hasWebPin(userId: string): Promise<boolean>;
+  /** When the user opted in their usable web PIN, or undefined without one. */
+  webPinSince(userId: string): Promise<Date | undefined>;
   findWebPin(userId: string, code: string): Promise<unknown>;
 }
 
@@ -15,16 +16,20 @@ export const PIN_METHOD_ID = 'pin';
  */
 export function createPinFactor(pins: DoorPins): Factor {
   const describe = (record: FactorRow): Method => ({ id: PIN_METHOD_ID, factor: 'pin', label: record.label, record });
-  const recordFor = (userId: string): FactorRow => ({
-    id: PIN_METHOD_ID, user_id: userId, factor: 'pin', label: 'Door PIN', secret_sealed: null, destination: null,
-    last_used_step: null, created_at: new Date(0), confirmed_at: new Date(0), last_used_at: null, pending_expires_at: null,
+  // Added: when its owner opted it in for sign-in (not the epoch). Its uses are not recorded per PIN.
+  const recordFor = (userId: string, since: Date): FactorRow => ({
+    id: PIN_METHOD_ID, user_id: userId, factor: 'pin', label: '', secret_sealed: null, destination: null,
+    last_used_step: null, created_at: since, confirmed_at: since, last_used_at: null, pending_expires_at: null,
   });
   return {
     id: 'pin',
     amr: 'pin',
     category: 'knowledge',
     describe,
-    listOwnMethods: async (userId) => ((await pins.hasWebPin(userId)) ? [describe(recordFor(userId))] : []),
+    listOwnMethods: async (userId) => {
+      const since = await pins.webPinSince(userId);
+      return since ? [describe(recordFor(userId, since))] : [];
+    },
     async verify(method, code) {
       const digits = code.replace(/\s/g, '');
       if (!/^\d{4,16}$/.test(digits)) return { ok: false, reason: 'malformed' };

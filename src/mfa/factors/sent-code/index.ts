@@ -24,6 +24,8 @@ export interface SentCodeDeps extends FactorDeps {
   throttle: Throttle;
   limits: Config['sentCodes'];
   hashKey: Buffer;
+  /** Where a provider's failure (not a wrong number) is reported to the operator. */
+  onProviderFailure?: (error: DeliveryError | Error, factor: string) => void;
 }
 
 const MAX_ATTEMPTS = 5;
@@ -79,7 +81,9 @@ export function createSentCodeFactor(deps: SentCodeDeps, channel: CodeChannel): 
       await queries.sentCodes.remove(id);
       // A message that never left does not use up the hourly quota.
       await quota.succeeded();
-      return { sent: false, reason: 'delivery_failed', detail: error instanceof DeliveryError ? error.detail : undefined };
+      const refusedDestination = error instanceof DeliveryError && error.kind === 'destination';
+      if (!refusedDestination) deps.onProviderFailure?.(error as Error, channel.factor);
+      return { sent: false, reason: refusedDestination ? 'destination_rejected' : 'delivery_failed', detail: error instanceof DeliveryError ? error.detail : undefined };
     }
     return { sent: true, retryAfterSeconds: limits.cooldownSeconds };
   }
@@ -118,7 +122,8 @@ export function createSentCodeFactor(deps: SentCodeDeps, channel: CodeChannel): 
         if (!outcome.sent) {
           // Nothing is half-enrolled: a destination we could not reach is not kept.
           await queries.factors.remove(user.id, row.id);
-          if (outcome.reason === 'delivery_failed') throw new AppError(502, 'delivery_failed', 'delivery failed', channel.field, outcome.detail);
+          if (outcome.reason === 'destination_rejected') throw new AppError(400, `${channel.field}_rejected`, 'the provider refused this destination', channel.field, outcome.detail);
+          if (outcome.reason === 'delivery_failed') throw new AppError(503, 'delivery_failed', 'delivery failed', undefined, outcome.detail);
           throw new AppError(429, 'send_rate_limited', 'too many codes sent', channel.field);
         }
         return { pendingId: row.id };

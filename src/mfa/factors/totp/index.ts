@@ -27,7 +27,7 @@ export function createTotpFactor(deps: FactorDeps, params: TotpParameters): Fact
     describe,
     enrol: {
       async start(user, input) {
-        const label = typeof input.label === 'string' && input.label.trim() ? input.label.trim().slice(0, 60) : 'Authenticator app';
+        const label = typeof input.label === 'string' && input.label.trim() ? input.label.trim().slice(0, 60) : '';
         const id = crypto.randomUUID();
         const row = await queries.factors.insertPending({
           id,
@@ -42,7 +42,7 @@ export function createTotpFactor(deps: FactorDeps, params: TotpParameters): Fact
       },
       display(user, pending) {
         const secret = secretOf(pending);
-        return { secret: toBase32(secret), otpauthUri: otpauthUri(secret, user.email, deps.issuerName, params) };
+        return { secret: toBase32(secret), otpauthUri: otpauthUri(secret, user.email, deps.issuerName, params), digits: params.digits };
       },
       async confirm(user, pendingId, code) {
         const now = clock.now();
