@@ -16,6 +16,7 @@ import * as bypassCodes from './014-bypass-codes.js';
 import * as rememberedDevices from './015-remembered-devices.js';
 import * as passwordReset from './016-password-reset.js';
 import * as sessions from './017-sessions.js';
+import * as auditPartitions from './018-audit-partitions.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -41,4 +42,5 @@ export const migrations: ReadonlyArray<readonly [name: string, migration: Migrat
   ['015-remembered-devices', rememberedDevices],
   ['016-password-reset', passwordReset],
   ['017-sessions', sessions],
+  ['018-audit-partitions', auditPartitions],
 ];

@@ -3,6 +3,7 @@ import path from 'node:path';
 import Koa from 'koa';
 import type { Config } from './config/index.js';
 import { connectWithoutFlushWait, type Database } from './db/connect.js';
+import { maintainAuditPartitions } from './db/audit-partitions.js';
 import { createChangeFeed } from './db/change-feed.js';
 import { createQueries } from './db/index.js';
 import { createSettingsStore, settingDefaults } from './config/settings.js';
@@ -258,6 +259,13 @@ export async function createLatchkey(options: LatchkeyOptions) {
       await queries.passwordResets.purgeExpired(now);
       await queries.bypassCodes.purgeExpired(now);
       await queries.rememberedDevices.purgeExpired(now);
+    },
+    /** Makes the audit log's coming months and drops those past the retention; at start and on a timer, any instance. */
+    maintainAuditLog: async () => {
+      const retentionDays = (await settings.read('audit-retention')).value.days;
+      const result = await maintainAuditPartitions(queries.db, { now: clock.now(), retentionDays });
+      if (result.dropped.length) await queries.audit.insert({ action: 'audit.retention', outcome: 'success', details: { dropped: result.dropped, retention_days: retentionDays } });
+      return result;
     },
     /** Stops listening for other instances' changes; the database itself is the caller's to close. */
     close: async () => {

@@ -8,6 +8,13 @@ const started = performance.now();
 const { config, logger, db, masterKey, share } = await boot({ role: 'server' });
 const latchkey = await createLatchkey({ config, db, masterKey, logger });
 
+const maintainAuditLog = () =>
+  latchkey
+    .maintainAuditLog()
+    .then((result) => (result.created.length || result.dropped.length) && logger.info(result, 'audit log partitions maintained'))
+    .catch((err) => logger.warn({ err }, 'audit log maintenance failed'));
+await maintainAuditLog();
+
 const admin = await ensureSuperAdmin(latchkey, config.bootstrapAdmin);
 if (admin && !admin.generatedPassword) logger.info({ email: admin.email }, 'created the first super admin from LATCHKEY_ADMIN_EMAIL');
 
@@ -24,6 +31,7 @@ if (admin || process.stdout.isTTY) process.stdout.write(welcome(config.issuer, a
 const timers = [
   setInterval(() => latchkey.refreshKeys().then((changed) => changed && logger.info('signing keys reloaded')).catch((err) => logger.warn({ err }, 'key reload failed')), config.keyReloadSeconds * 1000),
   setInterval(() => latchkey.purgeExpired().catch((err) => logger.warn({ err }, 'purge failed')), 10 * 60 * 1000),
+  setInterval(maintainAuditLog, 60 * 60 * 1000),
 ];
 
 let stopping = false;

@@ -44,6 +44,7 @@ const settingForms: { [N in SettingName]: z.ZodType } = {
   }),
   'bypass-code': z.object({ ttl_minutes: z.coerce.number() }),
   'enrolment-grace': z.object({ days: z.coerce.number(), sign_ins: z.coerce.number() }),
+  'audit-retention': z.object({ days: z.string().optional() }).transform((form) => ({ days: form.days?.trim() ? Number(form.days) : null })),
 };
 const doorBody = (values: Record<string, unknown>) => ({
   name: values.name,

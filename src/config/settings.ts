@@ -39,6 +39,9 @@ export const settingSchemas = {
   // Under enforcement, how long a user without a factor may choose "later": days since their first "later" and sign-ins
   // postponed, each 0 for no such limit; both 0 (the default) means no grace at all.
   'enrolment-grace': z.object({ days: z.number().int().min(0).max(90), sign_ins: z.number().int().min(0).max(50) }).strict(),
+  // How long the audit log (door decisions included) keeps a row: whole months are dropped once all of their rows are
+  // older (src/db/audit-partitions.ts). null keeps everything. Offline door events may arrive 7 days late.
+  'audit-retention': z.object({ days: z.number({ message: 'expected a number of days or null' }).int().min(30).max(36500).nullable() }).strict(),
 };
 
 export type SettingName = keyof typeof settingSchemas;
@@ -66,6 +69,8 @@ export function settingDefaults(config: Config, builtFactors: ReadonlyArray<Sett
     },
     'bypass-code': { ttl_minutes: 60 },
     'enrolment-grace': { days: 0, sign_ins: 0 },
+    // Keep everything until an operator chooses: an upgrade must never delete audit history on its own.
+    'audit-retention': { days: null },
   };
 }
 

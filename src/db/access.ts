@@ -379,7 +379,7 @@ export function createAccessQueries(db: Database) {
     },
     /**
      * Decisions a controller took offline, each stored once: a replayed event (same controller, same event id) is
-     * skipped by the unique index on those two. Returns the event ids stored now.
+     * skipped by the unique index on those two and its time (which the replay carries unchanged). Returns the event ids stored now.
      */
     storeOfflineDecisions: async (rows: OfflineDecisionRow[]) => {
       if (!rows.length) return [];
@@ -387,7 +387,7 @@ export function createAccessQueries(db: Database) {
         `insert into audit_events (occurred_at, action, outcome, subject_id, details)
            select occurred_at, 'door.decision', outcome, subject_id, details
              from jsonb_to_recordset(?::jsonb) as e(occurred_at timestamptz, outcome text, subject_id uuid, details jsonb)
-         on conflict ((details->>'controller_id'), (details->>'event_id')) where action = 'door.decision' and (details->>'event_id') is not null do nothing
+         on conflict ((details->>'controller_id'), (details->>'event_id'), occurred_at) where action = 'door.decision' and (details->>'event_id') is not null do nothing
          returning details->>'event_id' as event_id`,
         [JSON.stringify(rows)],
       );

@@ -55,15 +55,22 @@ export function createAuditQueries(db: Database, onEvent?: (event: AuditEvent) =
      * or the user acting; `action` matches exactly or, ending in `.`, as a prefix (`mfa.`).
      */
     search: (filter: AuditFilter & { before?: number; limit: number }) => {
-      const q = events().orderBy('id', 'desc').limit(filter.limit);
-      if (filter.before) q.where('id', '<', filter.before);
-      if (filter.userId) q.where((w) => w.where({ subject_id: filter.userId }).orWhere({ actor_id: filter.userId }));
-      if (filter.action?.endsWith('.')) q.whereLike('action', `${filter.action.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
-      else if (filter.action) q.where({ action: filter.action });
-      if (filter.outcome) q.where({ outcome: filter.outcome });
-      if (filter.from) q.where('occurred_at', '>=', filter.from);
-      if (filter.to) q.where('occurred_at', '<', filter.to);
-      return q;
+      const filtered = (q: ReturnType<typeof events>) => {
+        q.orderBy('id', 'desc').limit(filter.limit);
+        if (filter.before) q.where('id', '<', filter.before);
+        if (filter.action?.endsWith('.')) q.whereLike('action', `${filter.action.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+        else if (filter.action) q.where({ action: filter.action });
+        if (filter.outcome) q.where({ outcome: filter.outcome });
+        if (filter.from) q.where('occurred_at', '>=', filter.from);
+        if (filter.to) q.where('occurred_at', '<', filter.to);
+        return q;
+      };
+      if (!filter.userId) return filtered(events());
+      // Each side newest first from its own index (subject_id, id) and (actor_id, id), then the newest of both: an
+      // OR of the two would read every row of the user's before sorting them.
+      const { userId } = filter;
+      const sides = db.queryBuilder().union([filtered(events().where({ subject_id: userId })), filtered(events().where({ actor_id: userId }))], true);
+      return db<AuditRow>(sides.as('either')).orderBy('id', 'desc').limit(filter.limit);
     },
     list: (filter: { subjectId?: string; action?: string; limit?: number }) => {
       const q = events().orderBy('id', 'desc').limit(filter.limit ?? 100);
