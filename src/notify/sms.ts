@@ -1,4 +1,4 @@
-import twilio from 'twilio';
+import type { Twilio } from 'twilio';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../logger.js';
 
@@ -32,7 +32,8 @@ export interface SmsSender {
  * Twilio's SDK has no base-URL setting, so requests go through a RequestClient that swaps the origin for the
  * configured one: api.twilio.com by default, a Twilio-compatible gateway, or a local endpoint in tests.
  */
-export function createTwilioSender(config: NonNullable<Config['twilio']>): SmsSender {
+async function connectTwilio(config: NonNullable<Config['twilio']>): Promise<Twilio> {
+  const { default: twilio } = await import('twilio');
   const base = new twilio.RequestClient();
   const httpClient = Object.assign(Object.create(base) as typeof base, {
     request: (opts: Parameters<typeof base.request>[0]) => {
@@ -40,9 +41,15 @@ export function createTwilioSender(config: NonNullable<Config['twilio']>): SmsSe
       return base.request({ ...opts, uri: `${config.apiOrigin}${url.pathname}${url.search}` });
     },
   });
-  const client = twilio(config.accountSid, config.authToken, { httpClient });
+  return twilio(config.accountSid, config.authToken, { httpClient });
+}
+
+/** The SDK (some 20 MB once loaded) is loaded at the first message, not at start: most servers send none for hours. */
+export function createTwilioSender(config: NonNullable<Config['twilio']>): SmsSender {
+  let connected: Promise<Twilio> | undefined;
   return {
     async send(to, body) {
+      const client = await (connected ??= connectTwilio(config));
       try {
         await client.messages.create({
           to,
