@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { CSV_TEMPLATE } from '../access/csv.js';
 import { DOOR_MODES } from '../access/decide.js';
 import { SETTING_NAMES, type SettingName } from '../config/settings.js';
-import { confirmedOrAsk, type FailedForm, seeOtherAfterPost, submitForm } from '../console/form-state.js';
+import { confirmedOrAsk, type FailedForm, formError, seeOtherAfterPost, submitForm } from '../console/form-state.js';
 import type { ConsoleSession } from '../console/koa-console-session.js';
 import { createConsolePage } from '../console/page.js';
 import { AppError } from '../errors.js';
@@ -15,6 +15,7 @@ import { parseBody } from '../security/koa-body.js';
 import { csrf } from '../security/koa-csrf.js';
 import type { AdminApi } from './api/index.js';
 import { settingOperationId } from './api/settings.js';
+import { auditPageQuerySchema, emailsOf, readableDetails, toAuditApiQuery } from './audit-page.js';
 import { assertMayManage, ROLES } from './users.js';
 import type { Queries } from '../db/index.js';
 
@@ -352,10 +353,21 @@ export function createAdminRouter(deps: AdminDeps) {
 
   // Audit log.
   pages.get('/audit', async (ctx) => {
-    const query = Object.fromEntries(Object.entries(ctx.query).filter(([, value]) => value !== ''));
-    const list = (await call(ctx, 'listAuditEvents', { query })).body as Record<string, unknown>;
-    const exportQuery = new URLSearchParams(Object.entries(query).filter(([key]) => key !== 'cursor') as Array<[string, string]>).toString();
-    render(ctx, 'admin-audit', { ...list, filter: query, exportQuery });
+    const typed = Object.fromEntries(Object.entries(ctx.query).filter(([, value]) => typeof value === 'string' && value !== '')) as Record<string, string>;
+    const filter = Object.fromEntries(Object.entries(typed).filter(([key]) => key !== 'cursor'));
+    const pageQuery = new URLSearchParams(filter).toString();
+    let query: Record<string, string>;
+    try {
+      query = await toAuditApiQuery(deps.queries, auditPageQuerySchema.parse(typed));
+    } catch (error) {
+      const failed = formError(error, typed);
+      if (!failed) throw error;
+      return render(ctx, 'admin-audit', { events: [], filter, pageQuery, exportQuery: '', people: {}, form: { id: 'audit', values: typed, error: failed } }, 400);
+    }
+    const list = (await call(ctx, 'listAuditEvents', { query })).body as { events: Array<{ actor_id: string | null; subject_id: string | null; details: unknown }> };
+    const exportQuery = new URLSearchParams(Object.entries(query).filter(([key]) => key !== 'cursor')).toString();
+    const people = await emailsOf(deps.queries, list.events);
+    render(ctx, 'admin-audit', { ...list, events: list.events.map((e) => ({ ...e, readable: readableDetails(e.details) })), filter, pageQuery, exportQuery, people, canSeeUsers: may(ctx, 'getUser') });
   });
   pages.get('/audit/export.csv', async (ctx) => {
     const reply = await call(ctx, 'exportAuditEvents', { query: Object.fromEntries(Object.entries(ctx.query).filter(([, value]) => value !== '')) });

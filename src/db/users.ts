@@ -32,6 +32,8 @@ export function createUserQueries(db: Database) {
   const users = () => db<UserRow>('users');
   return {
     findById: (id: string) => users().where({ id }).first(),
+    /** Ids and emails of many users at once (a page of audit events names its people). */
+    emailsOf: (ids: readonly string[]) => users().whereIn('id', ids).select('id', 'email') as Promise<Array<{ id: string; email: string }>>,
     findByEmail: (email: string) => users().where({ email: canonicalEmail(email) }).first(),
     count: async () => Number((await users().count({ n: '*' }).first())?.n ?? 0),
     insert: async (user: NewUser): Promise<UserRow> => {
