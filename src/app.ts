@@ -44,6 +44,7 @@ import { createPasswordResets } from './account/password-reset.js';
 import { createPasswordResetRouter } from './account/password-reset-routes.js';
 import { createInvitationRouter } from './account/invitation.js';
 import { createAdminRouter } from './admin/routes.js';
+import { replaceTemporaryPassword } from './admin/users.js';
 import { createAccessService } from './access/service.js';
 import { createDoorDecisions } from './access/decisions.js';
 import { createControllerRouter } from './access/routes.js';
@@ -191,6 +192,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
   app.use(async (ctx, next) => (ctx.path === CONSOLE_CALLBACK_PATH ? consoleSession.callback(ctx, next) : next()));
   const rememberedDevices = createRememberedDevices({ queries, box, clock, settings, issuer: config.issuer, reserveAttempt: mfa.reserveAttempt });
   const interactions = createInteractionRouter({
+    replaceTemporaryPassword: (user, next, by) => replaceTemporaryPassword(people, user, next, by),
     providers,
     renderer,
     defaultLocale: config.defaultLocale,

@@ -241,10 +241,24 @@ export async function changePassword(deps: PeopleDeps, user: UserRow, current: s
     throw new AppError(400, 'wrong_password', 'the current password is wrong', 'current_password');
   }
   await reservation.succeeded();
+  await storeChosenPassword(deps, user, next, by);
+}
+
+/**
+ * A temporary password (an admin's, or the one generated at first start) replaced during a sign-in into any app:
+ * the temporary one was verified in that same request, so only the policy stands between the user and the new one.
+ */
+export async function replaceTemporaryPassword(deps: PeopleDeps, user: UserRow, next: string, by: Acting) {
+  if (!user.must_change_password) throw new AppError(409, 'no_temporary_password', 'this account has no temporary password');
+  await storeChosenPassword(deps, user, next, by, { temporary: true });
+}
+
+/** A password the user chose: the policy, then stored, remembered browsers forgotten, audited and told. */
+async function storeChosenPassword(deps: PeopleDeps, user: UserRow, next: string, by: Acting, details: Record<string, unknown> = {}) {
   await assertPasswordAllowed(deps, next, user, 'new_password');
   await deps.queries.users.setPasswordHash(user.id, await deps.hasher.hash(next), { mustChange: false });
   await forgetAllDevices(deps, user.id, by, 'password_change');
-  await audit(deps, 'user.password_change', user.id, by);
+  await audit(deps, 'user.password_change', user.id, by, details);
   await deps.notifier.notify(user, 'password_changed');
 }
 

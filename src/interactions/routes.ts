@@ -5,6 +5,8 @@ import QRCode from 'qrcode';
 import { z } from 'zod';
 import type { Queries } from '../db/index.js';
 import type { SignInRow } from '../db/sign-ins.js';
+import { passwordFormError } from '../account/password-errors.js';
+import { CONSOLE_CLIENT_ID } from '../oidc/console-client.js';
 import type { UserRow } from '../db/users.js';
 import { AppError } from '../errors.js';
 import { pickLocale, type Locale } from '../i18n.js';
@@ -28,6 +30,9 @@ import { accepts, afterPassword, MAX_FAILURES_PER_SIGN_IN, type SecondStep, type
 /** The second-factor page's entry for a helpdesk's one-time code. */
 const BYPASS_METHOD_ID = 'helpdesk';
 
+/** The new password a user with a temporary one chooses on the login form, typed twice. */
+const temporaryPasswordFormSchema = z.object({ new_password: z.string().min(1).max(1024), new_password_again: z.string().max(1024) });
+
 export interface InteractionDeps {
   providers: ProviderHolder;
   renderer: PageRenderer;
@@ -49,6 +54,8 @@ export interface InteractionDeps {
   onDeliveryFailure?: (error: unknown, userId: string) => void;
   /** Told when a password was verified in this browser: the console counts it as a recent re-entry. */
   onPasswordVerified?: (ctx: Context, userId: string) => void;
+  /** Replaces a temporary password with one the user chose (the policy applies), before the sign-in goes on. */
+  replaceTemporaryPassword: (user: UserRow, next: string, by: { actorId: string; ip?: string; userAgent?: string }) => Promise<void>;
 }
 
 /** A wait in whole minutes (at least one), for messages that say when to try again. */
@@ -179,7 +186,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
   const signInFilter = (row: SignInRow) => ({ pinAccepted: row.pin_accepted, phishingResistant: row.phishing_resistant });
 
   /** The login page; where a factor can carry a whole sign-in, its ceremony (button and autofill) too. */
-  const renderLogin = async (ctx: Context, locale: Locale, data: { clientName: string; email: unknown; error?: string; notice?: string; minutes?: number }, status = 200) =>
+  const renderLogin = async (ctx: Context, locale: Locale, data: { clientName: string; email: unknown; error?: string; notice?: string; minutes?: number; mustChange?: boolean }, status = 200) =>
     // A forgotten password is reset through the inbox: offered where mail is configured (src/account/password-reset.ts).
     page(ctx, 'login', locale, { ...data, forgotPassword: !!deps.emailConfirmation, passkey: await mfa.passwordlessOptions({ interactionUid: ctx.params.uid!, locale }) }, status);
 
@@ -402,6 +409,21 @@ export function createInteractionRouter(deps: InteractionDeps) {
       return renderLogin(ctx, locale, { clientName, email: form.data.email, error: throttled ? 'login.error.throttled_for' : 'login.error.invalid', minutes: throttled ? minutesOf(outcome.retryAfterSeconds) : undefined }, throttled ? 429 : 401);
     }
     deps.onPasswordVerified?.(ctx, outcome.user.id);
+    // A temporary password (set by an admin) opens no app until the user has chosen their own. The consoles ask on
+    // their own page, which every console page sends back to until it is done.
+    if (outcome.user.must_change_password && clientId !== CONSOLE_CLIENT_ID) {
+      const chosen = temporaryPasswordFormSchema.safeParse(ctx.request.body);
+      const again = (error?: string, status = 400) => renderLogin(ctx, locale, { clientName, email: form.data.email, mustChange: true, error }, status);
+      if (!chosen.success) return again(undefined, 200);
+      if (chosen.data.new_password !== chosen.data.new_password_again) return again('account.error.password_mismatch');
+      try {
+        await deps.replaceTemporaryPassword(outcome.user, chosen.data.new_password, actorOf(ctx, outcome.user.id, clientId));
+      } catch (error) {
+        const refused = passwordFormError(error);
+        if (!refused) throw error;
+        return again(refused.message);
+      }
+    }
     const decision = await decide(outcome.user, d);
     const step = unanswerable(decision) ? 'finished' : afterPassword(secondStep(decision), !!deps.emailConfirmation);
     // Of two passwords racing into one sign-in, only the first to bind it goes on.

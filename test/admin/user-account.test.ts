@@ -3,7 +3,8 @@ import type { ParsedMail } from 'mailparser';
 import { anAdmin, apiClient } from '../helpers/admin-api.js';
 import { BrowserAgent } from '../helpers/browser-agent.js';
 import { consoleSignIn, csrfOf } from '../helpers/console.js';
-import { APP_ORIGIN, aUser } from '../helpers/factories.js';
+import { aClient, APP_ORIGIN, aUser, CALLBACK } from '../helpers/factories.js';
+import { completeLogin, relyingParty, startLogin } from '../helpers/relying-party.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { startSmtpServer } from '../helpers/smtp.js';
 
@@ -123,6 +124,32 @@ describe('an admin helps a user who forgot their password', () => {
     expect(landed.url).toBe(`${server.url}/account/profile?notice=choose_password`);
     const audit = await server.latchkey.queries.audit.list({ subjectId: user.id, action: 'user.password_reset' });
     expect(audit.map((e) => e.actor_id)).toEqual([superAdmin.user.id, superAdmin.user.id]);
+  });
+
+  test('a temporary password opens no app until the user chose their own at the sign-in', async () => {
+    const user = await aUser(server.latchkey);
+    const temporary = String((await api('PUT', `/api/admin/users/${user.id}/password`, superAdmin.token, {})).json.generated_password);
+    const client = await aClient(server.latchkey);
+    const config = await relyingParty(server.url, client.clientId, client.clientSecret);
+    const login = await startLogin(config);
+    const asked = await login.agent.submit(login.page, '/login', { email: user.email, password: temporary });
+    expect(asked.status).toBe(200);
+    expect(asked.html).toContain('This password was set by an administrator');
+    const weak = await login.agent.submit(asked, '/login', { email: user.email, password: temporary, new_password: 'password', new_password_again: 'password' });
+    expect(weak.status).toBe(400);
+    expect(weak.html).toContain('aria-invalid="true"');
+    const mismatch = await login.agent.submit(asked, '/login', { email: user.email, password: temporary, new_password: 'a long new passphrase', new_password_again: 'a long new passphrase!' });
+    expect(mismatch.status).toBe(400);
+    const row = await server.latchkey.queries.users.findById(user.id);
+    expect(row!.must_change_password).toBe(true);
+    const done = await login.agent.submit(asked, '/login', { email: user.email, password: temporary, new_password: 'a long new passphrase', new_password_again: 'a long new passphrase' });
+    const consented = done.html.includes('/confirm"') ? await login.agent.submit(done, '/confirm') : done;
+    expect(consented.url.startsWith(CALLBACK)).toBe(true);
+    expect((await completeLogin(config, login, consented.url)).claims()!.sub).toBe(user.id);
+    const changed = await server.latchkey.queries.users.findById(user.id);
+    expect(changed!.must_change_password).toBe(false);
+    expect((await server.latchkey.hasher.verify(changed!.password_hash, 'a long new passphrase')).valid).toBe(true);
+    expect((await server.latchkey.hasher.verify(changed!.password_hash, temporary)).valid).toBe(false);
   });
 
   test('in the console: a generated temporary password is shown once, and a reset code can be mailed', async () => {
