@@ -34,5 +34,9 @@ export async function stepUpFor(
   if (hasSecondFactor(amr)) return undefined;
   // A door PIN never carries admin rights: they ask for a second factor the user holds, not a second thing they know.
   if (area === 'admin') return decision.required ? ACR.mfa : undefined;
-  return satisfies(decision, amr) || !decision.reasons.some((reason) => reason === 'enforced' || reason === 'client') ? undefined : ACR.mfa;
+  // The enrolment grace lets a password-only session into apps, not into the account console: there the password
+  // alone would bind a first factor of the holder's choosing, which under enforcement goes through the sign-in's own
+  // enrolment (and its inbox check where mail is configured).
+  const enough = satisfies({ ...decision, grace: undefined }, amr);
+  return enough || !decision.reasons.some((reason) => reason === 'enforced' || reason === 'client') ? undefined : ACR.mfa;
 }

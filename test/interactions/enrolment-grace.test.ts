@@ -76,6 +76,18 @@ describe('enrolment grace under enforcement', () => {
     expect(await server.latchkey.queries.audit.list({ subjectId: user.id, action: 'mfa.enrolment_postponed' })).toHaveLength(2);
   });
 
+  test('a "later" session opens apps but not the account console: there enrolment goes through the sign-in', async () => {
+    await grace(0, 5);
+    const user = await aUser(server.latchkey);
+    const { login, page } = await toEnrolment(user);
+    await later(login, page);
+    // The same browser at the account pages: the password alone would bind a first factor of the holder's choosing.
+    const account = await login.agent.visit(`${server.url}/account/security`);
+    expect(account.url).toContain('/interaction/');
+    expect(account.html).toContain('totp-secret');
+    expect(account.html).not.toContain(LATER);
+  });
+
   test('counts days from the first "later"', async () => {
     await grace(3, 0);
     const user = await aUser(server.latchkey);
