@@ -54,10 +54,14 @@ export async function signOutSession(deps: SessionsDeps, userId: string, uid: st
 
 /**
  * Ends every session of a user, with every grant and token issued under them (refresh tokens included). The one
- * place a user is signed out everywhere: a disabled account, a password reset, an admin's button.
+ * place a user is signed out everywhere: a disabled account, a password reset, an admin's button. Sign-ins that
+ * finished but were not resumed yet are ended too.
  */
 export async function signOutEverywhere(deps: Pick<SessionsDeps, 'queries'>, userId: string): Promise<number> {
-  return deps.queries.oidcModels.revokeAccount(userId);
+  const sessions = await deps.queries.oidcModels.revokeAccount(userId);
+  // Sign-ins someone has taken past the password (at their second step) end too.
+  await deps.queries.signIns.endAllOf(userId);
+  return sessions;
 }
 
 const SCOPE_ORDER = ['openid', 'profile', 'email', 'offline_access'];

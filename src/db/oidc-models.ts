@@ -97,6 +97,11 @@ export function createOidcModelQueries(db: Database) {
           .map((row) => row.id)
           .filter((id) => !keptGrants.has(id));
         await deleteGrants(trx, accountId, grants);
+        // A sign-in that finished but was not yet resumed would otherwise still make a new session after this.
+        await table()
+          .where({ model: 'Interaction' })
+          .where((q) => q.whereRaw("payload->'result'->'login'->>'accountId' = ?", [accountId]).orWhereRaw("payload->'session'->>'accountId' = ?", [accountId]))
+          .delete();
         const sessions = table().where({ account_id: accountId, model: 'Session' });
         if (keepSessionId) sessions.whereNot({ id: keepSessionId });
         return (await sessions.delete()) as number;

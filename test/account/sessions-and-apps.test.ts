@@ -4,6 +4,7 @@ import { consoleSignIn, csrfOf } from '../helpers/console.js';
 import { aClient, aUser } from '../helpers/factories.js';
 import { completeLogin, relyingParty, signInWithPassword, startLogin } from '../helpers/relying-party.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { signOutEverywhere } from '../../src/account/sessions.js';
 
 let server: TestServer;
 beforeAll(async () => {
@@ -189,5 +190,20 @@ describe('sessions per device', () => {
     expect(await server.latchkey.queries.oidcModels.sessionsOf(user.id, new Date())).toHaveLength(0);
     await expect(oidc.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
     expect(await server.latchkey.queries.audit.list({ subjectId: user.id, action: 'user.revoke_sessions' })).toHaveLength(1);
+  });
+
+  test('a sign-in finished but not yet resumed makes no session once the user is signed out everywhere', async () => {
+    const user = await aUser(server.latchkey);
+    const client = await aClient(server.latchkey);
+    const config = await relyingParty(server.url, client.clientId, client.clientSecret);
+    const login = await startLogin(config, { scope: 'openid' });
+    // The password is right and the sign-in is done; the browser holds the way back to the provider, unfollowed.
+    const done = await login.agent.request(login.page.url.replace(/\/?$/, '/login'), { form: { _csrf: csrfOf(login.page), email: user.email, password: user.password } });
+    expect(done.status).toBe(303);
+    const resume = new URL(done.headers.get('location')!, login.page.url).toString();
+    await signOutEverywhere({ queries: server.latchkey.queries }, user.id);
+    const after = await login.agent.visit(resume);
+    expect(after.url).not.toContain('code=');
+    expect(await server.latchkey.queries.oidcModels.sessionsOf(user.id, new Date())).toHaveLength(0);
   });
 });
