@@ -119,7 +119,8 @@ export function createAccountRouter(deps: AccountDeps) {
       const form = parseOrRefuse(passwordChangeSchema, ctx.request.body);
       if (form.new_password !== form.new_password_again) throw new FormRefusal(400, 'new_password_again', 'account.error.password_mismatch');
       try {
-        await changePassword(deps.people, ctx.state.user!, form.current_password, form.new_password, actor(ctx));
+        const current = await deps.providers.provider.Session.get(ctx);
+        await changePassword(deps.people, ctx.state.user!, form.current_password, form.new_password, actor(ctx), current.jti);
       } catch (error) {
         const refused = passwordFormError(error);
         if (!refused) throw error;

@@ -228,7 +228,7 @@ export async function revokeSessions(deps: PeopleDeps, target: UserRow, by: Acti
  * password counts against the account like a wrong sign-in (reserved before it is checked), so that a stolen
  * session cannot be used to guess the password without limit.
  */
-export async function changePassword(deps: PeopleDeps, user: UserRow, current: string, next: string, by: Acting) {
+export async function changePassword(deps: PeopleDeps, user: UserRow, current: string, next: string, by: Acting, keepSessionId?: string) {
   const lockout = (await deps.settings.read('lockout')).value;
   const reservation = await createThrottle(deps.queries, deps.clock).reserve([accountGuessRule(lockout, user.email)]);
   if (!reservation.allowed) {
@@ -242,6 +242,10 @@ export async function changePassword(deps: PeopleDeps, user: UserRow, current: s
   }
   await reservation.succeeded();
   await storeChosenPassword(deps, user, next, by);
+  // A password changed after a compromise must also shut out whoever held the old one: every other session ends,
+  // with its tokens, and so do sign-ins already past the old password.
+  await deps.queries.oidcModels.revokeAccount(user.id, keepSessionId);
+  await deps.queries.signIns.endAllOf(user.id);
 }
 
 /**

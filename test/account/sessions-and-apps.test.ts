@@ -206,4 +206,14 @@ describe('sessions per device', () => {
     expect(after.url).not.toContain('code=');
     expect(await server.latchkey.queries.oidcModels.sessionsOf(user.id, new Date())).toHaveLength(0);
   });
+
+  test('changing one\'s own password ends every other session and its tokens; this one goes on', async () => {
+    const { user, config, tokens } = await aConnectedApp();
+    const { agent, page } = await consoleSignIn(server.url, user.email, user.password, '/account/profile');
+    const changed = await agent.submit(page, '/account/password', { current_password: user.password, new_password: 'a brand new passphrase', new_password_again: 'a brand new passphrase' });
+    expect(changed.url).toContain('notice=password_changed');
+    await expect(oidc.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+    expect(await server.latchkey.queries.oidcModels.sessionsOf(user.id, new Date())).toHaveLength(1);
+    expect((await agent.visit(`${server.url}/account/sessions`)).url).toBe(`${server.url}/account/sessions`);
+  });
 });
