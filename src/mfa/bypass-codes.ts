@@ -45,12 +45,20 @@ export function createBypassCodes(deps: BypassCodeDeps) {
     queries.audit.insert({ action, outcome, subjectId, actorId: actor.actorId, ip: actor.ip, userAgent: actor.userAgent, clientId: actor.clientId, details });
 
   /** Spends the user's live code if `given` is it; of concurrent uses exactly one succeeds. */
-  async function consume(userId: string, given: string): Promise<{ ok: true } | { ok: false; reason: 'malformed' | 'no_live_code' | 'wrong_code' | 'already_used' }> {
+  async function issuerMayStillLetThrough(userId: string, issuerId: string | null) {
+    const [holder, issuer] = await Promise.all([queries.users.findById(userId), issuerId ? queries.users.findById(issuerId) : undefined]);
+    if (!holder || holder.roles.length === 0) return true;
+    return !!issuer && issuer.status === 'active' && issuer.roles.includes('super_admin');
+  }
+
+  async function consume(userId: string, given: string): Promise<{ ok: true } | { ok: false; reason: 'malformed' | 'no_live_code' | 'wrong_code' | 'already_used' | 'issuer_may_not' }> {
     if (!new RegExp(`^[0-9A-Z]{${CODE_LENGTH}}$`).test(normaliseTypedCode(given))) return { ok: false, reason: 'malformed' };
     const now = clock.now();
     const live = await queries.bypassCodes.findLive(userId, now);
     if (!live) return { ok: false, reason: 'no_live_code' };
     if (!constantTimeEqual(hash(userId, given), live.code_hash)) return { ok: false, reason: 'wrong_code' };
+    // Checked again at use, not only at issue: a user given a role since then is no longer a helpdesk's to let through.
+    if (!(await issuerMayStillLetThrough(userId, live.issued_by))) return { ok: false, reason: 'issuer_may_not' };
     return (await queries.bypassCodes.consume(userId, live.code_hash, now)) ? { ok: true } : { ok: false, reason: 'already_used' };
   }
 

@@ -53,6 +53,16 @@ describe('helpdesk bypass codes', () => {
     expect((await codes.consume(user.id, code)).ok).toBe(false);
   });
 
+  test("a helpdesk's code stops working once its user is given a role; a super admin's keeps working", async () => {
+    const user = await userWithFactor();
+    const { code } = await codes.issue(user, 'lost phone', await anIssuer());
+    await server.latchkey.queries.users.update(user.id, { roles: ['access_admin'] });
+    expect(await codes.consume(user.id, code)).toEqual({ ok: false, reason: 'issuer_may_not' });
+    const superAdmin = { actorId: (await aUser(server.latchkey, { roles: ['super_admin'] })).id };
+    const fromSuper = await codes.issue((await server.latchkey.queries.users.findById(user.id))!, 'lost phone', superAdmin);
+    expect((await codes.consume(user.id, fromSuper.code)).ok).toBe(true);
+  });
+
   test("are worth nothing for another user, after expiry, or once a newer code replaced them; typing is forgiving", async () => {
     const [user, other] = [await userWithFactor(), await userWithFactor()];
     const by = await anIssuer();
