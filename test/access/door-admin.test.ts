@@ -28,6 +28,10 @@ const post = async (path: string, body: unknown) => {
 };
 const ifMatch = (version: number | string) => ({ 'if-match': `"${version}"` });
 
+// Entry codes are unique: each site's user gets its own (digits taken from a random id could repeat).
+let entryCodes = 0;
+const anEntryCode = () => String(581_000 + 7 * ++entryCodes);
+
 /** A site with a reader+keypad door on a schedule, a controller, and a user with card, codes and access. */
 async function aSite(windows = allDay('access')) {
   const site = await post('/sites', { name: `Site ${Math.random()}`, time_zone: 'Asia/Seoul' });
@@ -40,7 +44,7 @@ async function aSite(windows = allDay('access')) {
   const credentials: Record<string, string> = {};
   for (const kind of ['card', 'nfc', 'ble', 'nearby']) credentials[kind] = (await post(`/users/${user.id}/credentials`, { kind, identifier: `${kind}-${tag}` })).id;
   await post(`/users/${user.id}/mfa-codes`, { code: '4711' });
-  expect((await api('PUT', `${A}/users/${user.id}/entry-code`, admin, { code: `58${tag.replace(/\D/g, '').padEnd(4, '3').slice(0, 4)}` })).status).toBe(200);
+  expect((await api('PUT', `${A}/users/${user.id}/entry-code`, admin, { code: anEntryCode() })).status).toBe(200);
   const level = await post(`/sites/${site.id}/levels`, { name: 'Staff', door_ids: [door.id, plain.id], user_ids: [user.id] });
   const token = controller.token as string;
   const scan = async (credential: string, at = door.id) =>
