@@ -23,7 +23,7 @@ describe('the audit page', () => {
     expect(page.status).toBe(200);
     expect(page.html).toContain(`<a href="/admin/users/${subject.id}">${subject.email}</a>`);
     expect(page.html).toContain(`<a href="/admin/users/${admin.id}">${admin.email}</a>`);
-    expect(page.html).toContain('<dt>email from</dt><dd>old@example.test</dd>');
+    expect(page.html).toContain('<dt><code>email from</code></dt><dd><code>old@example.test</code></dd>');
     expect(page.html).not.toContain('unrelated');
     expect(page.html).toMatch(/id="f-from" name="from" type="date" value="\d{4}-\d{2}-\d{2}"/);
     expect(page.html).toContain(`export.csv?user_id=${subject.id}`);
