@@ -57,7 +57,7 @@ describe('account forms', () => {
     const named = await agent.visit(`${server.url}/account/security/rename`, { form: { _csrf: csrfOf(page), method: methodId, label: 'Work phone' } });
     expect(named.url).toContain('notice=factor_renamed');
     expect(named.html).toContain('<strong>Work phone</strong>');
-    expect(named.html).toContain('Remove<span class="visually-hidden">: Work phone</span>');
+    expect(named.html).toContain('Remove<span class="visually-hidden"> (Work phone)</span>');
   });
 
   test('two-step verification cannot be turned off while the organisation enforces it', async () => {
