@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import * as oidc from 'openid-client';
 import type { Browser } from 'playwright-core';
 import { ACR } from '../../src/mfa/policy.js';
-import { aClient, APP_ORIGIN, aUser, CALLBACK } from '../helpers/factories.js';
+import { appSignIn } from '../helpers/browser-app.js';
+import { aUser, CALLBACK } from '../helpers/factories.js';
 import { artifactPath, launchChromium } from '../helpers/chromium.js';
 import { enrolTotp, steppingClock } from '../helpers/mfa.js';
 import { referenceTotp } from '../helpers/reference-totp.js';
-import { relyingParty } from '../helpers/relying-party.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const clock = steppingClock();
@@ -41,18 +40,8 @@ test('a super admin issues a helpdesk code in the console; the user signs in to 
   await desk.close();
 
   // The user, in another browser, signs in to an app through openid-client's authorization URL.
-  const client = await aClient(server.latchkey);
-  const config = await relyingParty(server.url, client.clientId, client.clientSecret);
-  const verifier = oidc.randomPKCECodeVerifier();
-  const authUrl = oidc.buildAuthorizationUrl(config, { redirect_uri: CALLBACK, scope: 'openid email', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: 'bypass' });
-  const app = await browser.newContext({ locale: 'en-GB' });
-  let callback = '';
-  await app.route(`${APP_ORIGIN}**`, async (route) => {
-    callback = route.request().url();
-    await route.fulfill({ body: 'signed in', contentType: 'text/plain' });
-  });
-  const tab = await app.newPage();
-  await tab.goto(authUrl.toString());
+  const app = await appSignIn(browser, server.latchkey, server.url, { locale: 'en-GB' });
+  const tab = app.page;
   await tab.getByLabel('Email').fill(user.email);
   await tab.getByLabel('Password').fill(user.password);
   await tab.getByRole('button', { name: 'Sign in' }).click();
@@ -63,7 +52,7 @@ test('a super admin issues a helpdesk code in the console; the user signs in to 
 
   // No way on but a new authenticator: the page says why, and the app has nothing yet.
   await tab.getByText('Your helpdesk code was accepted').waitFor();
-  expect(callback).toBe('');
+  expect(app.callbackUrl()).toBe('');
   await tab.screenshot({ path: artifactPath('bypass-code-enrol.png'), fullPage: true });
   const secret = (await tab.locator('#totp-secret').innerText()).replace(/\s/g, '');
   await tab.getByLabel('Code').fill(referenceTotp(secret, clock.now()));
@@ -72,11 +61,11 @@ test('a super admin issues a helpdesk code in the console; the user signs in to 
   const consent = tab.getByRole('button', { name: 'Allow' });
   await consent.waitFor({ timeout: 5000 }).then(() => consent.click(), () => undefined);
   await tab.waitForURL(`${CALLBACK}**`);
-  const claims = (await oidc.authorizationCodeGrant(config, new URL(callback), { pkceCodeVerifier: verifier, expectedState: 'bypass' })).claims()!;
+  const claims = (await app.tokens()).claims()!;
   expect(claims.sub).toBe(user.id);
   expect(claims.amr).toEqual(['pwd', 'otp', 'mfa']);
   expect(claims.acr).toBe(ACR.mfa);
   // The lost authenticator is still there (the user removes it on their account page); the new one joined it.
   expect(await server.latchkey.queries.factors.countConfirmed(user.id)).toBe(2);
-  await app.close();
+  await app.context.close();
 });

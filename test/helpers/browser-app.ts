@@ -22,9 +22,14 @@ export async function appSignIn(browser: Browser, latchkey: Latchkey, issuer: st
   });
   const page = await context.newPage();
   await page.goto(url.toString());
+  const tokens = () => oidc.authorizationCodeGrant(config, new URL(callback), { pkceCodeVerifier: verifier, expectedState: state });
   return {
     context,
     page,
+    /** Where the browser was sent back to the app ('' until it was). */
+    callbackUrl: () => callback,
+    /** The code exchange for the callback the browser reached. */
+    tokens,
     /** From the login page: the password, then the authenticator's code (and consent if asked); the app's tokens. */
     async passwordAndTotp(email: string, password: string, code: () => string) {
       await page.getByLabel('Email').fill(email);
@@ -35,7 +40,7 @@ export async function appSignIn(browser: Browser, latchkey: Latchkey, issuer: st
       const consent = page.getByRole('button', { name: 'Allow' });
       await consent.waitFor({ timeout: 5000 }).then(() => consent.click(), () => undefined);
       await page.waitForURL(`${CALLBACK}**`);
-      return oidc.authorizationCodeGrant(config, new URL(callback), { pkceCodeVerifier: verifier, expectedState: state });
+      return tokens();
     },
   };
 }
