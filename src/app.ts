@@ -165,6 +165,8 @@ export async function createLatchkey(options: LatchkeyOptions) {
   // their body parsers, CSRF checks and console sessions.
   app.use(securityHeaders());
   app.use((ctx, next) => (MACHINE_ENDPOINTS.has(ctx.path) ? providers.middleware(ctx, next) : next()));
+  // Door controllers wait at a door for the answer: their API takes the same lean path, past every page router.
+  app.use(createControllerRouter({ access, doors }).routes());
   app.use(async (ctx, next) => {
     if (ctx.path === '/healthz') {
       ctx.body = { status: 'ok' };
@@ -226,7 +228,6 @@ export async function createLatchkey(options: LatchkeyOptions) {
   app.use(createInvitationRouter({ people, renderer, defaultLocale: config.defaultLocale }).routes());
   app.use(createAdminRouter({ console: consoleSession, api: adminApi, queries, renderer, defaultLocale: config.defaultLocale }).routes());
   app.use(adminApi.router.routes());
-  app.use(createControllerRouter({ access, doors }).routes());
   app.use(providers.middleware);
 
   return {

@@ -16,14 +16,13 @@ const MAX_KEYPAD_TRIES = 3;
 // A card gets 3 tries per scan, and scans are free: without this a stolen card could guess its code at leisure.
 const WRONG_CODES_PER_CREDENTIAL = 10;
 const CREDENTIAL_LOCK_SECONDS = 3600;
-export const credentialThrottleKey = (credentialId: string) => `door:credential:${credentialId}`;
-const credentialRule = (credentialId: string): ThrottleRule => ({
-  key: credentialThrottleKey(credentialId),
-  limit: WRONG_CODES_PER_CREDENTIAL,
-  windowSeconds: CREDENTIAL_LOCK_SECONDS,
-  baseLockSeconds: CREDENTIAL_LOCK_SECONDS,
-  onSuccess: 'reset',
-});
+const CREDENTIAL_KEY_PREFIX = 'door:credential:';
+export const credentialThrottleKey = (credentialId: string) => `${CREDENTIAL_KEY_PREFIX}${credentialId}`;
+/** A card's wrong codes, counted with the entry's try (src/db/access.ts takeCodeTry) and reset by a right one. */
+const credentialGuesses = {
+  keyPrefix: CREDENTIAL_KEY_PREFIX,
+  limits: { limit: WRONG_CODES_PER_CREDENTIAL, windowSeconds: CREDENTIAL_LOCK_SECONDS, baseLockSeconds: CREDENTIAL_LOCK_SECONDS },
+};
 
 /**
  * A code alone identifies its user, so a keypad is where entry codes are guessed: wrong codes are limited per door
@@ -107,19 +106,15 @@ export function createDoorDecisions(deps: DecisionDeps) {
   const facts = (): DecisionFacts => snapshots?.facts() ?? fromDatabase;
   const lookup = (code: string) => codeLookup(deps.lookupKey, code);
 
-  const record = (doorId: string, decision: Decision, details: Record<string, unknown>, userId: string | null, pending: PendingChange = null) =>
+  const record = (doorId: string, decision: Decision, details: Record<string, unknown>, userId: string | null, pending: PendingChange = null, resets: readonly string[] = []) =>
     access.recordDecision(
       { subject_id: userId, outcome: decision.result === 'deny' ? 'denied' : 'success', details: { door_id: doorId, result: decision.result, reason: decision.reason, mode: decision.mode, ...details } },
       pending,
+      resets,
     );
 
   /** Every instance hears of a card's lock at once, so its reader refuses the card before any code is typed. */
   const announceLock = async (credentialId: string, until: Date) => deps.feed?.publish('access', lockNotice(credentialId, until));
-  const lockedBy = async (credentialId: string) => {
-    const counter = await queries.throttle.find(credentialThrottleKey(credentialId));
-    if (counter?.locked_until && counter.locked_until > clock.now()) await announceLock(credentialId, counter.locked_until);
-  };
-
   async function doorAt(source: DecisionFacts, doorId: string, now: Date) {
     const door = await source.door(doorId, now);
     if (!door) throw new AppError(404, 'door_not_found', 'no such door', 'door_id');
@@ -167,7 +162,7 @@ export function createDoorDecisions(deps: DecisionDeps) {
       const now = clock.now();
       const { door, at: moment } = await doorAt(source, input.door_id, now);
       const code = accessCodeSchema.safeParse(input.code);
-      const waiting = await counters.access.takeCodeTry(input.door_id, MAX_KEYPAD_TRIES, now);
+      const waiting = await counters.access.takeCodeTry(input.door_id, MAX_KEYPAD_TRIES, now, credentialGuesses);
       const deny = async (reason: string, userId: string | null, extra: Record<string, unknown> = {}, change: PendingChange = null) => {
         const decision: Decision = { result: 'deny', mode: waiting ? 'card_and_code' : null, reason };
         await record(input.door_id, decision, { entry: 'keypad', controller_id: at.controllerId, ...extra }, userId, change);
@@ -179,22 +174,22 @@ export function createDoorDecisions(deps: DecisionDeps) {
         if (waiting.expires_at <= now) return deny('code_too_late', waiting.user_id, card, clear);
         // Tries used up by entries before this one, or concurrent with it: this one is not looked at.
         if (waiting.try_no === null) return deny('no_tries_left', waiting.user_id, card);
-        const guess = await throttle.reserve([credentialRule(waiting.credential_id)]);
-        if (!guess.allowed) {
-          const [decision] = await Promise.all([
-            deny('credential_locked', waiting.user_id, card, clear),
-            announceLock(waiting.credential_id, new Date(now.getTime() + guess.retryAfterSeconds * 1000)),
-          ]);
+        const lockedUntil = waiting.locked_until && waiting.locked_until > now ? waiting.locked_until : undefined;
+        if (waiting.guess_count === null) {
+          const [decision] = await Promise.all([deny('credential_locked', waiting.user_id, card, clear), lockedUntil && announceLock(waiting.credential_id, lockedUntil)]);
           return decision;
         }
         const kind = code.success ? await source.userCode(waiting.user_id, lookup(code.data)) : undefined;
         if (!kind) {
           // This guess may have been the one that locked the card.
-          const [decision] = await Promise.all([deny('wrong_code', waiting.user_id, card, waiting.try_no >= MAX_KEYPAD_TRIES ? clear : null), lockedBy(waiting.credential_id)]);
+          const [decision] = await Promise.all([
+            deny('wrong_code', waiting.user_id, card, waiting.try_no >= MAX_KEYPAD_TRIES ? clear : null),
+            lockedUntil && announceLock(waiting.credential_id, lockedUntil),
+          ]);
           return decision;
         }
         const decision: Decision = { result: 'grant', mode: 'card_and_code', reason: 'card_and_code_accepted' };
-        await Promise.all([guess.succeeded(), record(input.door_id, decision, { entry: 'keypad', controller_id: at.controllerId, ...card, code_kind: kind }, waiting.user_id, clear)]);
+        await record(input.door_id, decision, { entry: 'keypad', controller_id: at.controllerId, ...card, code_kind: kind }, waiting.user_id, clear, [credentialThrottleKey(waiting.credential_id)]);
         return decision;
       }
       if (doorModeAt(door, moment) === 'card_and_code') return deny('card_first', null);

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { Database } from './connect.js';
+import { type CounterLimits, onDeadlockRetry, reservationCte } from './throttle.js';
 
 export interface DoorRow {
   id: string;
@@ -58,15 +59,27 @@ export interface CodeTry {
   expires_at: Date;
   /** This entry's try number (1 to the limit), or null when it got none: tries used up, too late, or cleared. */
   try_no: number | null;
+  /** The card's count of wrong codes with this guess, or null when it was not taken (no try, or the card locked). */
+  guess_count: number | null;
+  /** When the card's lock ends, if it is locked (by this guess or before it). */
+  locked_until: Date | null;
 }
 
 interface QueuedDecision {
   audit: DecisionAudit;
   pending: PendingChange;
+  /** Throttle counters of consecutive failures that this decision's success starts again (a card's wrong codes). */
+  resets: readonly string[];
   done: (error?: unknown) => void;
 }
 
 type PendingPut = Extract<PendingChange, { put: unknown }>['put'];
+
+/**
+ * Query options naming a statement that runs many times a second on the door path: each connection parses and
+ * plans it once, not on every decision. The name must stand for one SQL text only.
+ */
+const preparedAs = (name: string) => ({ name });
 
 /**
  * A batch's changes to waiting cards, applied in arrival order: a put replaces the door's row whatever it was; a
@@ -96,7 +109,8 @@ function foldPending(batch: QueuedDecision[]) {
 
 /**
  * One statement for a whole batch, whatever its size: the audit rows as one multi-row insert, the waiting cards'
- * changes as CTEs of the same statement. One round trip and one commit (one WAL flush) for every decision in it.
+ * changes and the counters it resets as CTEs of the same statement. One round trip and one commit (one WAL flush)
+ * for every decision in it.
  */
 function writeBatch(db: Database, batch: QueuedDecision[]) {
   const { puts, clears } = foldPending(batch);
@@ -114,12 +128,19 @@ function writeBatch(db: Database, batch: QueuedDecision[]) {
         where w.door_id = c.door_id and (c.expires_at is null or w.expires_at = c.expires_at))`);
     bindings.push(JSON.stringify(clears.map(([door_id, expires_at]) => ({ door_id, expires_at }))));
   }
+  const resets = [...new Set(batch.flatMap((b) => b.resets))];
+  if (resets.length) {
+    ctes.push('reset as (delete from throttle_counters where key in (select jsonb_array_elements_text(?::jsonb)))');
+    bindings.push(JSON.stringify(resets));
+  }
   bindings.push(JSON.stringify(batch.map((b) => b.audit)));
-  return db.raw(
-    `${ctes.length ? `with ${ctes.join(', ')} ` : ''}insert into audit_events (action, outcome, subject_id, details)
-       select 'door.decision', outcome, subject_id, details from jsonb_to_recordset(?::jsonb) as a(outcome text, subject_id uuid, details jsonb)`,
-    bindings,
-  );
+  return db
+    .raw(
+      `${ctes.length ? `with ${ctes.join(', ')} ` : ''}insert into audit_events (action, outcome, subject_id, details)
+         select 'door.decision', outcome, subject_id, details from jsonb_to_recordset(?::jsonb) as a(outcome text, subject_id uuid, details jsonb)`,
+      bindings,
+    )
+    .options(preparedAs(`door-decisions-${puts.length ? 'p' : ''}${clears.length ? 'c' : ''}${resets.length ? 'r' : ''}`));
 }
 
 /**
@@ -139,7 +160,9 @@ export function createDecisionWriter(db: Database, writers: number) {
       const batch = queue;
       queue = [];
       try {
-        await writeBatch(db, batch);
+        // Two batches resetting the same cards' counters may lock them in different orders: the loser, rolled back
+        // whole, is written again.
+        await onDeadlockRetry(() => writeBatch(db, batch));
         batch.forEach((item) => item.done());
       } catch (error) {
         batch.forEach((item) => item.done(error));
@@ -148,9 +171,9 @@ export function createDecisionWriter(db: Database, writers: number) {
     busy--;
   }
 
-  return (audit: DecisionAudit, pending: PendingChange) =>
+  return (audit: DecisionAudit, pending: PendingChange, resets: readonly string[] = []) =>
     new Promise<void>((resolve, reject) => {
-      queue.push({ audit, pending, done: (error) => (error ? reject(error) : resolve()) });
+      queue.push({ audit, pending, resets, done: (error) => (error ? reject(error) : resolve()) });
       if (busy < writers) void drain();
     });
 }
@@ -365,16 +388,27 @@ export function createAccessQueries(db: Database) {
      * is looked at: the conditional UPDATE re-checks `attempts < max` on the row's latest version, so of any number
      * of concurrent entries at most `max` get a try. The SELECT reads the row as it was when the statement began.
      */
-    takeCodeTry: async (doorId: string, maxTries: number, now: Date) => {
+    /**
+     * A keypad entry's try at the card waiting at its door and, in the same statement, one guess on that card's
+     * counter of wrong codes (`guess`), reserved only when the entry got a try: both are taken before the code is
+     * looked at, in one round trip.
+     */
+    takeCodeTry: async (doorId: string, maxTries: number, now: Date, guess: { keyPrefix: string; limits: CounterLimits }) => {
+      const bindings: Record<string, unknown> = { doorId, maxTries, now, keyPrefix: guess.keyPrefix };
+      const reserve = reservationCte('guess', guess.limits, '', now, bindings, (first) => `select :keyPrefix || credential_id::text, 1, :now, ${first} from tried`);
       const result = await db.raw(
         `with tried as (
            update door_pending_codes set attempts = attempts + 1
             where door_id = :doorId and attempts < :maxTries and expires_at > :now
-           returning attempts)
-         select p.door_id, p.user_id, p.credential_id, p.expires_at, (select attempts from tried) as try_no
+           returning attempts, credential_id),
+         ${reserve}
+         select p.door_id, p.user_id, p.credential_id, p.expires_at, (select attempts from tried) as try_no,
+                (select failures from guess) as guess_count,
+                case when exists (select 1 from guess) then (select locked_until from guess)
+                     else (select locked_until from throttle_counters where key = :keyPrefix || p.credential_id::text) end as locked_until
            from door_pending_codes p where p.door_id = :doorId`,
-        { doorId, maxTries, now },
-      );
+        bindings,
+      ).options(preparedAs('door-code-try'));
       return result.rows[0] as CodeTry | undefined;
     },
     /**

@@ -23,7 +23,7 @@ const compareKeys = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
  * Runs a single-statement write again if PostgreSQL aborted it as a deadlock victim. The statement was rolled back
  * whole, so running it again is safe; key order makes this rare, the retry makes it invisible.
  */
-async function onDeadlockRetry<T>(statement: () => Promise<T>, attempts = 3): Promise<T> {
+export async function onDeadlockRetry<T>(statement: () => Promise<T>, attempts = 3): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await statement();
@@ -31,6 +31,37 @@ async function onDeadlockRetry<T>(statement: () => Promise<T>, attempts = 3): Pr
       if ((error as { code?: string }).code !== '40P01' || attempt >= attempts) throw error;
     }
   }
+}
+
+/** A counter's limits, as a reservation takes them; the key comes from the caller's SQL. */
+export type CounterLimits = Omit<Reservation, 'key'>;
+
+/**
+ * The CTE `name` that takes one attempt on a counter: an INSERT … ON CONFLICT DO UPDATE whose row comes from
+ * `source` (a VALUES or a SELECT of key, 1, :now and the lock expression it is handed), returning the count as it
+ * now stands and any lock it started, or no row where the counter is locked and refuses. Its bindings go into
+ * `bindings`, suffixed with `tag`; `:now` (the same `now`) is the caller's to bind. ON CONFLICT DO UPDATE re-evaluates its WHERE
+ * on the row's latest version, which is what makes each counter atomic across requests and instances.
+ */
+export function reservationCte(name: string, r: CounterLimits, tag: string, now: Date, bindings: Record<string, unknown>, source: (firstLock: string) => string) {
+  Object.assign(bindings, {
+    [`limit${tag}`]: r.limit,
+    [`base${tag}`]: r.baseLockSeconds,
+    [`window${tag}`]: r.windowSeconds,
+    [`windowStart${tag}`]: new Date(now.getTime() - r.windowSeconds * 1000),
+  });
+  const expired = `throttle_counters.window_started_at <= :windowStart${tag}`;
+  const next = `case when ${expired} then 1 else throttle_counters.failures + 1 end`;
+  const lockAfter = (count: string) =>
+    `case when ${count} >= :limit${tag} then cast(:now as timestamptz) + make_interval(secs => least(:base${tag} * power(2, least(${count} - :limit${tag}, ${MAX_DOUBLINGS})), :window${tag})) else null end`;
+  return `${name} as (insert into throttle_counters (key, failures, window_started_at, locked_until)
+          ${source(lockAfter('1'))}
+          on conflict (key) do update set
+            failures = ${next},
+            window_started_at = case when ${expired} then excluded.window_started_at else throttle_counters.window_started_at end,
+            locked_until = ${lockAfter(next)}
+          where throttle_counters.locked_until is null or throttle_counters.locked_until <= :now
+          returning failures, locked_until)`;
 }
 
 export function createThrottleQueries(db: Database) {
@@ -41,8 +72,7 @@ export function createThrottleQueries(db: Database) {
      * Takes one attempt on each counter, all in one statement: every attempt is counted before its secret is
      * checked, so of N concurrent attempts at most the limit are let through. The attempt that reaches the limit
      * locks the counter at once (and each later one doubles the lock); a locked counter refuses until the lock ends.
-     * ON CONFLICT DO UPDATE re-evaluates its WHERE on the row's latest version, which is what makes each counter
-     * atomic across requests and instances. Returns, per key in order, the count as it now stands, or undefined
+     * Returns, per key in order, the count as it now stands, or undefined
      * where that counter refused.
      */
     reserve: async (rules: Reservation[], now: Date): Promise<Array<number | undefined>> => {
@@ -51,25 +81,8 @@ export function createThrottleQueries(db: Database) {
       const order = rules.map((_, i) => i).sort((a, b) => compareKeys(rules[a]!.key, rules[b]!.key));
       const bindings: Record<string, unknown> = { now };
       const upsert = (r: Reservation, i: number) => {
-        Object.assign(bindings, {
-          [`key${i}`]: r.key,
-          [`limit${i}`]: r.limit,
-          [`base${i}`]: r.baseLockSeconds,
-          [`window${i}`]: r.windowSeconds,
-          [`windowStart${i}`]: new Date(now.getTime() - r.windowSeconds * 1000),
-        });
-        const expired = `throttle_counters.window_started_at <= :windowStart${i}`;
-        const next = `case when ${expired} then 1 else throttle_counters.failures + 1 end`;
-        const lockAfter = (count: string) =>
-          `case when ${count} >= :limit${i} then cast(:now as timestamptz) + make_interval(secs => least(:base${i} * power(2, least(${count} - :limit${i}, ${MAX_DOUBLINGS})), :window${i})) else null end`;
-        return `r${i} as (insert into throttle_counters (key, failures, window_started_at, locked_until)
-                values (:key${i}, 1, :now, ${lockAfter('1')})
-                on conflict (key) do update set
-                  failures = ${next},
-                  window_started_at = case when ${expired} then excluded.window_started_at else throttle_counters.window_started_at end,
-                  locked_until = ${lockAfter(next)}
-                where throttle_counters.locked_until is null or throttle_counters.locked_until <= :now
-                returning failures)`;
+        bindings[`key${i}`] = r.key;
+        return reservationCte(`r${i}`, r, `${i}`, now, bindings, (first) => `values (:key${i}, 1, :now, ${first})`);
       };
       const ctes = order.map((ruleIndex, i) => upsert(rules[ruleIndex]!, i));
       const sql = `with ${ctes.join(', ')} select ${order.map((_, i) => `(select failures from r${i}) as c${i}`).join(', ')}`;

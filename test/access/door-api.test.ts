@@ -73,6 +73,23 @@ describe('card + code entry, as a door controller asks', () => {
     admin = (await anAdmin(server.latchkey, server.url, ['super_admin'])).token;
   });
 
+  test('a right code starts the card\'s count of wrong codes again', async () => {
+    const person = await cardholder(['5193']);
+    const wrongCodes = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        if (i % 3 === 0) expect((await scan(person.card)).json).toMatchObject({ result: 'code_required' });
+        expect((await keypad('7777')).json).toMatchObject({ result: 'deny', reason: 'wrong_code' });
+      }
+    };
+    await wrongCodes(9);
+    expect((await scan(person.card)).json).toMatchObject({ result: 'code_required' });
+    expect((await keypad('5193')).json).toMatchObject({ result: 'grant' });
+    // Nine more wrong codes would have locked the card had the right one not reset its count.
+    await wrongCodes(9);
+    expect((await scan(person.card)).json).toMatchObject({ result: 'code_required' });
+    expect((await keypad('5193')).json).toMatchObject({ result: 'grant' });
+  });
+
   test('leaving through an in/out door needs no code; NFC acts as a card; Bluetooth does not', async () => {
     const person = await cardholder();
     expect((await scan(person.card, 'out')).json).toMatchObject({ result: 'grant', reason: 'exit_without_code' });
