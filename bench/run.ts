@@ -20,6 +20,7 @@ const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) :
 const GROWTH_USERS = Number(process.env.BENCH_GROWTH_USERS ?? 1_000_000);
 const GROWTH_AUDIT_ROWS = Number(process.env.BENCH_GROWTH_AUDIT_ROWS ?? 10_000_000);
 const GROWTH_MONTHS = Number(process.env.BENCH_GROWTH_MONTHS ?? 13);
+const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 30);
 /** `BENCH_ONLY=logins,tokens` runs those sections alone (doors, logins, tokens, queries, growth; growth needs logins). */
 const ONLY = process.env.BENCH_ONLY?.split(',').map((s) => s.trim());
 const want = (section: 'doors' | 'logins' | 'tokens' | 'queries' | 'growth') => !ONLY || ONLY.includes(section);
@@ -127,6 +128,10 @@ try {
   await new Promise((resolve) => setTimeout(resolve, 1000));
 
   if (want('logins')) {
+    // Idle is a server left alone: V8 keeps the young generation it grew while starting until its memory reducer
+    // runs, some seconds into a quiet spell, so the figure is read after IDLE_SECONDS (the one at 1 s is printed too).
+    const justStarted = rssOf(server.child.pid!);
+    await new Promise((resolve) => setTimeout(resolve, IDLE_SECONDS * 1000));
     const idle = rssOf(server.child.pid!);
 
     log('argon2id baseline and password logins');
@@ -139,8 +144,8 @@ try {
     cpuRatioRow('password + TOTP login', totpLogins, argon2, 1.8);
     const loaded = rssOf(server.child.pid!);
     const memoryMet = idle.rssMb < 100 && loaded.peakMb < 300;
-    rows.push({ name: 'memory (RSS)', figure: `idle ${fmt(idle.rssMb, 0)} MB, peak under logins ${fmt(loaded.peakMb, 0)} MB`, baseline: '—', ratio: '—', target: '< 100 / < 300 MB', met: memoryMet, summary: `memory: ${fmt(idle.rssMb, 0)} MB idle, ${fmt(loaded.peakMb, 0)} MB peak under login load (target < 100 / < 300 MB) — ${memoryMet ? 'met' : 'NOT met'}` });
-    results.memory = { idleMb: idle.rssMb, peakUnderLoginsMb: loaded.peakMb };
+    rows.push({ name: 'memory (RSS)', figure: `idle ${fmt(idle.rssMb, 0)} MB (${fmt(justStarted.rssMb, 0)} MB 1 s after start), peak under logins ${fmt(loaded.peakMb, 0)} MB`, baseline: '—', ratio: '—', target: '< 100 / < 300 MB', met: memoryMet, summary: `memory: ${fmt(idle.rssMb, 0)} MB idle, ${fmt(loaded.peakMb, 0)} MB peak under login load (target < 100 / < 300 MB) — ${memoryMet ? 'met' : 'NOT met'}` });
+    results.memory = { idleMb: idle.rssMb, oneSecondAfterStartMb: justStarted.rssMb, idleSeconds: IDLE_SECONDS, peakUnderLoginsMb: loaded.peakMb };
   }
 
   const machine = await latchkey.clients.register({ client_name: 'Bench machine', grant_types: ['client_credentials', 'refresh_token', 'authorization_code'], redirect_uris: [CALLBACK] });

@@ -1,4 +1,4 @@
-import nodemailer from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import type { Config } from '../config/index.js';
 import type { Locale } from '../i18n.js';
 import type { Logger } from '../logger.js';
@@ -16,13 +16,18 @@ export interface EmailSender {
   send(message: OutgoingEmail): Promise<void>;
 }
 
-/** SMTP through nodemailer; undefined when no LATCHKEY_SMTP_URL is configured. */
+/**
+ * SMTP through nodemailer; undefined when no LATCHKEY_SMTP_URL is configured. nodemailer loads with the first
+ * message, not at start: an idle instance does not carry it.
+ */
 export function createSmtpSender(config: Config['mail']): EmailSender | undefined {
-  if (!config.smtpUrl) return undefined;
-  const transport = nodemailer.createTransport(config.smtpUrl);
+  const { smtpUrl } = config;
+  if (!smtpUrl) return undefined;
+  let transport: Promise<Transporter> | undefined;
   return {
     async send(message) {
-      await transport.sendMail({ from: config.from, ...message });
+      transport ??= import('nodemailer').then(({ default: nodemailer }) => nodemailer.createTransport(smtpUrl));
+      await (await transport).sendMail({ from: config.from, ...message });
     },
   };
 }

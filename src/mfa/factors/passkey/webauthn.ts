@@ -1,16 +1,13 @@
 import crypto from 'node:crypto';
-import {
-  type AuthenticationResponseJSON,
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  type RegistrationResponseJSON,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-} from '@simplewebauthn/server';
+import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import { z } from 'zod';
 import type { FailureReason } from '../../factor.js';
 
 /** Who we are to an authenticator: derived from the issuer, so a passkey made for any other site never verifies. */
+// SimpleWebAuthn loads with the first passkey request, not at start: an idle instance does not carry it.
+let library: Promise<typeof import('@simplewebauthn/server')> | undefined;
+const webauthn = () => (library ??= import('@simplewebauthn/server'));
+
 export interface RelyingParty {
   id: string;
   origin: string;
@@ -155,7 +152,7 @@ export async function verifyAssertion(
   let verified = false;
   try {
     // The challenge was taken above; the counter is judged below, only once the signature holds.
-    const result = await verifyAuthenticationResponse({
+    const result = await (await webauthn()).verifyAuthenticationResponse({
       response,
       expectedChallenge: () => true,
       expectedOrigin: rp.origin,
@@ -194,7 +191,7 @@ export async function verifyRegistration(text: string, expected: { rp: RelyingPa
   const clientDataFailure = await checkClientData(response.response.clientDataJSON, 'webauthn.create', expected.rp, expected.take);
   if (clientDataFailure) return { ok: false, reason: clientDataFailure };
   try {
-    const result = await verifyRegistrationResponse({
+    const result = await (await webauthn()).verifyRegistrationResponse({
       response,
       expectedChallenge: () => true,
       expectedOrigin: expected.rp.origin,
@@ -222,12 +219,12 @@ export async function verifyRegistration(text: string, expected: { rp: RelyingPa
 // 32 random bytes; the options carry them base64url-encoded, which is the string the client data echoes back.
 const newChallenge = () => new Uint8Array(crypto.randomBytes(32));
 
-export function registrationOptions(
+export async function registrationOptions(
   rp: RelyingParty,
   user: { id: string; email: string },
   exclude: Array<{ credentialId: string; transports: string[] }>,
 ) {
-  return generateRegistrationOptions({
+  return (await webauthn()).generateRegistrationOptions({
     rpName: rp.name,
     rpID: rp.id,
     userName: user.email,
@@ -245,8 +242,8 @@ export function registrationOptions(
   });
 }
 
-export function assertionOptions(rp: RelyingParty, allow: Array<{ credentialId: string; transports: string[] }> | undefined) {
-  return generateAuthenticationOptions({
+export async function assertionOptions(rp: RelyingParty, allow: Array<{ credentialId: string; transports: string[] }> | undefined) {
+  return (await webauthn()).generateAuthenticationOptions({
     rpID: rp.id,
     challenge: newChallenge(),
     timeout: CHALLENGE_SECONDS * 1000,
