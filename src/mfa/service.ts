@@ -4,7 +4,7 @@ import type { UserRow } from '../db/users.js';
 import type { Notifier } from '../notify/notifier.js';
 import type { Clock } from '../security/clock.js';
 import type { Throttle } from '../security/throttle.js';
-import type { EnrollingUser, FactorId, Method, SignInContext } from './factor.js';
+import type { EnrollingUser, Factor, FactorId, Method, SignInContext } from './factor.js';
 import { graceLeft, postponable } from './enrolment-grace.js';
 import { decideMfa, type MfaDecision } from './policy.js';
 import { forgetAllDevices } from './remembered-device/index.js';
@@ -59,8 +59,8 @@ export function createMfaService(deps: MfaDeps) {
   }
   /** An admin may switch factors off: their methods then neither sign anyone in nor count as enrolled. */
   const enabledFactors = async () => new Set<string>((await settings.read('factors')).value.enabled);
-  const usableMethods = async (userId: string, preferredId?: string | null) => {
-    const [methods, enabled] = await Promise.all([registry.methodsFor(userId, preferredId), enabledFactors()]);
+  const usableMethods = async (userId: string, preferredId?: string | null, wanted?: (factor: Factor) => boolean) => {
+    const [methods, enabled] = await Promise.all([registry.methodsFor(userId, preferredId, wanted), enabledFactors()]);
     return methods.filter((m) => enabled.has(m.factor));
   };
 
@@ -151,14 +151,12 @@ export function createMfaService(deps: MfaDeps) {
      * The user's methods, preferred first; for a sign-in (given its decision), only those that answer it: the
      * enrolled factors, or the door PIN where the decision accepts one.
      */
-    methodsFor: async (user: UserRow, signIn?: { pinAccepted: boolean; phishingResistant?: boolean }) => {
-      const methods = await usableMethods(user.id, user.preferred_factor_id);
-      if (!signIn) return methods;
-      return methods.filter((m) => {
-        const factor = registry.get(m.factor);
-        return signIn.pinAccepted === (factor?.category === 'knowledge') && (!signIn.phishingResistant || !!factor?.phishingResistant);
-      });
-    },
+    methodsFor: async (user: UserRow, signIn?: { pinAccepted: boolean; phishingResistant?: boolean }) =>
+      usableMethods(
+        user.id,
+        user.preferred_factor_id,
+        signIn && ((factor) => signIn.pinAccepted === (factor.category === 'knowledge') && (!signIn.phishingResistant || !!factor.phishingResistant)),
+      ),
     enabledFactors,
 
     /**
@@ -250,9 +248,11 @@ export function createMfaService(deps: MfaDeps) {
     /** Options for the login page's passwordless ceremony, when a factor that can carry a sign-in is on. */
     passwordlessOptions: async (context: SignInContext) => (await passwordlessFactor())?.ceremony!.passwordless!.options(context),
 
-    /** Options for a challenge/response method chosen at a sign-in's second step: any of the user's methods of its factor. */
-    async ceremonyOptions(user: UserRow, methodId: string, signIn: { pinAccepted: boolean; phishingResistant?: boolean }, context: SignInContext) {
-      const methods = await this.methodsFor(user, signIn);
+    /**
+     * Options for a challenge/response method chosen at a sign-in's second step: any of the user's methods of its
+     * factor, from `methods`, the sign-in's methods as `methodsFor` gave them.
+     */
+    ceremonyOptions(methods: readonly Method[], methodId: string, context: SignInContext) {
       const factor = registry.get(methods.find((m) => m.id === methodId)?.factor ?? '');
       if (!factor?.ceremony) return undefined;
       return factor.ceremony.options(methods.filter((m) => m.factor === factor.id), context);
