@@ -147,9 +147,9 @@ export function createInteractionRouter(deps: InteractionDeps) {
   });
 
   const load = async (uid: string): Promise<SignIn> => {
-    const row = await queries.signIns.find(uid, clock.now());
-    if (!row) return { step: 'started' };
-    const user = await queries.users.findById(row.user_id);
+    const found = await queries.signIns.findWithUser(uid, clock.now());
+    if (!found) return { step: 'started' };
+    const { row, user } = found;
     // A user disabled mid-sign-in gets no further: their sign-in is treated as over.
     return user?.status === 'active' ? { step: row.step, row, user } : { step: 'finished', row, user: user! };
   };
