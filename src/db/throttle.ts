@@ -1,3 +1,5 @@
+import type { Knex } from 'knex';
+import type { AuditEvent, createAuditQueries } from './audit.js';
 import type { Database } from './connect.js';
 
 export interface ThrottleRow {
@@ -33,7 +35,7 @@ async function onDeadlockRetry<T>(statement: () => Promise<T>, attempts = 3): Pr
   }
 }
 
-export function createThrottleQueries(db: Database) {
+export function createThrottleQueries(db: Database, audit: ReturnType<typeof createAuditQueries>) {
   const counters = () => db<ThrottleRow>('throttle_counters');
   return {
     find: (key: string) => counters().where({ key }).first(),
@@ -81,22 +83,29 @@ export function createThrottleQueries(db: Database) {
     /**
      * After a successful attempt, in one statement: counters of consecutive failures start again (`resets`), and
      * counters of attempts give the attempt back with any lock it started (`releases`). One sub-statement per key,
-     * run in key order as `reserve` locks them.
+     * run in key order as `reserve` locks them. `record`, the audit entry telling of that success, is written by the
+     * same statement: one round trip, and the entry exists exactly when the attempt was settled.
      */
-    settle: async (resets: string[], releases: Array<{ key: string; limit: number }>) => {
+    settle: async (resets: string[], releases: Array<{ key: string; limit: number }>, record?: AuditEvent) => {
       const changes = [
-        ...resets.map((key) => ({ key, sql: 'delete from throttle_counters where key = ? returning 1', bindings: [key] as Array<string | number> })),
+        ...resets.map((key) => ({ key, sql: 'delete from throttle_counters where key = ? returning 1', bindings: [key] as readonly Knex.Value[] })),
         ...releases.map(({ key, limit }) => ({
           key,
           sql: `update throttle_counters set failures = greatest(failures - 1, 0),
                   locked_until = case when failures - 1 < ? then null else locked_until end
                 where key = ? returning 1`,
-          bindings: [limit, key] as Array<string | number>,
+          bindings: [limit, key] as readonly Knex.Value[],
         })),
       ].sort((a, b) => compareKeys(a.key, b.key));
-      if (!changes.length) return;
-      const sql = `with ${changes.map((c, i) => `s${i} as (${c.sql})`).join(', ')} select ${changes.map((_, i) => `(select count(*) from s${i}) as c${i}`).join(', ')}`;
-      await onDeadlockRetry(() => db.raw(sql, changes.flatMap((c) => c.bindings)));
+      if (!changes.length) {
+        if (record) await audit.insert(record);
+        return;
+      }
+      const entry = record && audit.statement(record);
+      const parts = entry ? [...changes, { sql: `${entry.sql} returning 1`, bindings: entry.bindings }] : changes;
+      const sql = `with ${parts.map((c, i) => `s${i} as (${c.sql})`).join(', ')} select ${parts.map((_, i) => `(select count(*) from s${i}) as c${i}`).join(', ')}`;
+      await onDeadlockRetry(() => db.raw(sql, parts.flatMap((c) => c.bindings)));
+      entry?.recorded();
     },
     clear: (key: string) => counters().where({ key }).delete(),
   };

@@ -1,4 +1,5 @@
 import type { SettingsStore } from '../config/settings.js';
+import type { AuditEvent } from '../db/audit.js';
 import type { Queries } from '../db/index.js';
 import type { UserRow } from '../db/users.js';
 import type { Notifier } from '../notify/notifier.js';
@@ -50,8 +51,9 @@ export function createMfaService(deps: MfaDeps) {
       { key: keys.consecutive, limit: MAX_CONSECUTIVE_FAILURES, windowSeconds: 10 * 365 * 86400, baseLockSeconds: 10 * 365 * 86400, onSuccess: 'reset' },
     ]);
   };
-  const audit = (action: string, outcome: 'success' | 'failure' | 'denied', subjectId: string | undefined, actor: Partial<Actor>, details: Record<string, unknown> = {}) =>
-    queries.audit.insert({ action, outcome, subjectId, actorId: actor.actorId, ip: actor.ip, userAgent: actor.userAgent, clientId: actor.clientId, details });
+  const event = (action: string, outcome: 'success' | 'failure' | 'denied', subjectId: string | undefined, actor: Partial<Actor>, details: Record<string, unknown> = {}): AuditEvent =>
+    ({ action, outcome, subjectId, actorId: actor.actorId, ip: actor.ip, userAgent: actor.userAgent, clientId: actor.clientId, details });
+  const audit = (...args: Parameters<typeof event>) => queries.audit.insert(event(...args));
 
   async function readEnforcement() {
     const { value, version } = await settings.read('enforce-mfa');
@@ -197,8 +199,7 @@ export function createMfaService(deps: MfaDeps) {
       }
 
       if (outcome.ok) {
-        await reservation.succeeded();
-        await audit('mfa.verify', 'success', user.id, actor, { factor: factorId, method: input.methodId });
+        await reservation.succeeded(event('mfa.verify', 'success', user.id, actor, { factor: factorId, method: input.methodId }));
         if (factorId === 'recovery') {
           const left = await queries.recoveryCodes.countUnused(user.id);
           await audit('mfa.recovery_code_used', 'success', user.id, actor, { remaining: left });
@@ -239,8 +240,7 @@ export function createMfaService(deps: MfaDeps) {
         await audit('login.passwordless', 'failure', user.id, who, { factor: factor.id, method: method.id, reason: outcome.reason });
         return { ok: false };
       }
-      await reservation.succeeded();
-      await audit('login.passwordless', 'success', user.id, who, { factor: factor.id, method: method.id });
+      await reservation.succeeded(event('login.passwordless', 'success', user.id, who, { factor: factor.id, method: method.id }));
       // Possession of the key and the authenticator's own check of its user (PIN or biometric): two factors.
       return { ok: true, user, amr: [...(outcome.amr ?? [factor.amr]), 'mfa'] };
     },
