@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import type { Database } from './connect.js';
 
 export interface AuditEvent {
@@ -33,22 +34,35 @@ export interface AuditFilter {
   to?: Date;
 }
 
+/** An audit insert for another query to send inside its own statement, and what to run once that statement did. */
+export interface AuditStatement {
+  sql: string;
+  bindings: readonly Knex.Value[];
+  recorded(): void;
+}
+
 export function createAuditQueries(db: Database, onEvent?: (event: AuditEvent) => void) {
   const events = () => db<AuditRow>('audit_events');
+  const insertOf = (event: AuditEvent) =>
+    events().insert({
+      action: event.action,
+      outcome: event.outcome,
+      actor_id: event.actorId ?? null,
+      subject_id: event.subjectId ?? null,
+      client_id: event.clientId ?? null,
+      ip: event.ip ?? null,
+      user_agent: event.userAgent?.slice(0, 512) ?? null,
+      details: JSON.stringify(event.details ?? {}) as unknown as Record<string, unknown>,
+      ...(event.occurredAt ? { occurred_at: event.occurredAt } : {}),
+    });
   return {
     insert: async (event: AuditEvent) => {
-      await events().insert({
-        action: event.action,
-        outcome: event.outcome,
-        actor_id: event.actorId ?? null,
-        subject_id: event.subjectId ?? null,
-        client_id: event.clientId ?? null,
-        ip: event.ip ?? null,
-        user_agent: event.userAgent?.slice(0, 512) ?? null,
-        details: JSON.stringify(event.details ?? {}) as unknown as Record<string, unknown>,
-        ...(event.occurredAt ? { occurred_at: event.occurredAt } : {}),
-      });
+      await insertOf(event);
       onEvent?.(event);
+    },
+    statement: (event: AuditEvent): AuditStatement => {
+      const { sql, bindings } = insertOf(event).toSQL();
+      return { sql, bindings, recorded: () => onEvent?.(event) };
     },
     /**
      * Newest first, in id order (ids only grow), so `before` is a stable cursor. `userId` matches the user acted on

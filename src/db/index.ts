@@ -21,14 +21,15 @@ import { createUserQueries } from './users.js';
 
 /** Every table's queries on one object: the only way the rest of the code reaches the database. */
 export function createQueries(db: Database, hooks: { onAudit?: (event: AuditEvent) => void } = {}) {
+  const audit = createAuditQueries(db, hooks.onAudit);
   return {
     db,
     users: createUserQueries(db),
     clients: createClientQueries(db),
     oidcModels: createOidcModelQueries(db),
     keys: createKeyQueries(db),
-    throttle: createThrottleQueries(db),
-    audit: createAuditQueries(db, hooks.onAudit),
+    throttle: createThrottleQueries(db, audit),
+    audit,
     factors: createFactorQueries(db),
     recoveryCodes: createRecoveryCodeQueries(db),
     signIns: createSignInQueries(db),

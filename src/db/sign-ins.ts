@@ -1,5 +1,6 @@
 import type { StoredStep } from '../interactions/sign-in-flow.js';
 import type { Database } from './connect.js';
+import type { UserRow } from './users.js';
 
 /** One sign-in past its password, bound to oidc-provider's interaction and to one user for its whole life. */
 export interface SignInRow {
@@ -21,6 +22,23 @@ export interface SignInRow {
 
 export type SignInPatch = Partial<Pick<SignInRow, 'pending_factor_id' | 'verified_amr' | 'email_code_hash' | 'email_code_expires_at'>>;
 
+/** Every column of a sign-in, so that it can be read beside its user's row under names of its own. */
+const SIGN_IN_COLUMNS = Object.keys({
+  interaction_uid: true,
+  user_id: true,
+  step: true,
+  password_verified_at: true,
+  mfa_failures: true,
+  pending_factor_id: true,
+  verified_amr: true,
+  email_code_hash: true,
+  email_code_expires_at: true,
+  pin_accepted: true,
+  phishing_resistant: true,
+  expires_at: true,
+} satisfies Record<keyof SignInRow, true>) as Array<keyof SignInRow>;
+const PREFIX = 'sign_in__';
+
 const jsonb = (patch: SignInPatch) =>
   patch.verified_amr ? { ...patch, verified_amr: JSON.stringify(patch.verified_amr) as unknown as string[] } : patch;
 
@@ -32,6 +50,22 @@ export function createSignInQueries(db: Database) {
   const rows = () => db<SignInRow>('login_progress');
   return {
     find: (uid: string, now: Date) => rows().where({ interaction_uid: uid }).where('expires_at', '>', now).first(),
+    /** The sign-in with its user's row, read in one statement (undefined user: the account is gone). */
+    findWithUser: async (uid: string, now: Date): Promise<{ row: SignInRow; user: UserRow | undefined } | undefined> => {
+      const found = (await db('login_progress as lp')
+        .leftJoin('users as u', 'u.id', 'lp.user_id')
+        .where('lp.interaction_uid', uid)
+        .where('lp.expires_at', '>', now)
+        .first(['u.*', ...SIGN_IN_COLUMNS.map((column) => `lp.${column} as ${PREFIX}${column}`)])) as Record<string, unknown> | undefined;
+      if (!found) return undefined;
+      const row: Record<string, unknown> = {};
+      const user: Record<string, unknown> = {};
+      for (const [key, value] of Object.entries(found)) {
+        if (key.startsWith(PREFIX)) row[key.slice(PREFIX.length)] = value;
+        else user[key] = value;
+      }
+      return { row: row as unknown as SignInRow, user: user.id === null ? undefined : (user as unknown as UserRow) };
+    },
     /** Binds the interaction to its user, once: false when it is already bound (to anyone). */
     claim: async (row: Pick<SignInRow, 'interaction_uid' | 'user_id' | 'step' | 'password_verified_at' | 'pin_accepted' | 'phishing_resistant' | 'expires_at'>) =>
       (await rows().insert({ ...row, mfa_failures: 0 }).onConflict('interaction_uid').ignore().returning('interaction_uid')).length === 1,

@@ -1,3 +1,5 @@
+import type { Knex } from 'knex';
+import type { AuditEvent, createAuditQueries } from './audit.js';
 import type { Database } from './connect.js';
 
 export interface ThrottleRow {
@@ -40,8 +42,9 @@ export type CounterLimits = Omit<Reservation, 'key'>;
  * The CTE `name` that takes one attempt on a counter: an INSERT … ON CONFLICT DO UPDATE whose row comes from
  * `source` (a VALUES or a SELECT of key, 1, :now and the lock expression it is handed), returning the count as it
  * now stands and any lock it started, or no row where the counter is locked and refuses. Its bindings go into
- * `bindings`, suffixed with `tag`; `:now` (the same `now`) is the caller's to bind. ON CONFLICT DO UPDATE re-evaluates its WHERE
- * on the row's latest version, which is what makes each counter atomic across requests and instances.
+ * `bindings`, suffixed with `tag`; `:now` (the same `now`) is the caller's to bind. ON CONFLICT DO UPDATE
+ * re-evaluates its WHERE on the row's latest version, which is what makes each counter atomic across requests and
+ * instances.
  */
 export function reservationCte(name: string, r: CounterLimits, tag: string, now: Date, bindings: Record<string, unknown>, source: (firstLock: string) => string) {
   Object.assign(bindings, {
@@ -64,7 +67,7 @@ export function reservationCte(name: string, r: CounterLimits, tag: string, now:
           returning failures, locked_until)`;
 }
 
-export function createThrottleQueries(db: Database) {
+export function createThrottleQueries(db: Database, audit: ReturnType<typeof createAuditQueries>) {
   const counters = () => db<ThrottleRow>('throttle_counters');
   return {
     find: (key: string) => counters().where({ key }).first(),
@@ -72,8 +75,7 @@ export function createThrottleQueries(db: Database) {
      * Takes one attempt on each counter, all in one statement: every attempt is counted before its secret is
      * checked, so of N concurrent attempts at most the limit are let through. The attempt that reaches the limit
      * locks the counter at once (and each later one doubles the lock); a locked counter refuses until the lock ends.
-     * Returns, per key in order, the count as it now stands, or undefined
-     * where that counter refused.
+     * Returns, per key in order, the count as it now stands, or undefined where that counter refused.
      */
     reserve: async (rules: Reservation[], now: Date): Promise<Array<number | undefined>> => {
       // Rows are locked in key order, here and in `settle`: two statements that lock the same rows in different
@@ -94,22 +96,29 @@ export function createThrottleQueries(db: Database) {
     /**
      * After a successful attempt, in one statement: counters of consecutive failures start again (`resets`), and
      * counters of attempts give the attempt back with any lock it started (`releases`). One sub-statement per key,
-     * run in key order as `reserve` locks them.
+     * run in key order as `reserve` locks them. `record`, the audit entry telling of that success, is written by the
+     * same statement: one round trip, and the entry exists exactly when the attempt was settled.
      */
-    settle: async (resets: string[], releases: Array<{ key: string; limit: number }>) => {
+    settle: async (resets: string[], releases: Array<{ key: string; limit: number }>, record?: AuditEvent) => {
       const changes = [
-        ...resets.map((key) => ({ key, sql: 'delete from throttle_counters where key = ? returning 1', bindings: [key] as Array<string | number> })),
+        ...resets.map((key) => ({ key, sql: 'delete from throttle_counters where key = ? returning 1', bindings: [key] as readonly Knex.Value[] })),
         ...releases.map(({ key, limit }) => ({
           key,
           sql: `update throttle_counters set failures = greatest(failures - 1, 0),
                   locked_until = case when failures - 1 < ? then null else locked_until end
                 where key = ? returning 1`,
-          bindings: [limit, key] as Array<string | number>,
+          bindings: [limit, key] as readonly Knex.Value[],
         })),
       ].sort((a, b) => compareKeys(a.key, b.key));
-      if (!changes.length) return;
-      const sql = `with ${changes.map((c, i) => `s${i} as (${c.sql})`).join(', ')} select ${changes.map((_, i) => `(select count(*) from s${i}) as c${i}`).join(', ')}`;
-      await onDeadlockRetry(() => db.raw(sql, changes.flatMap((c) => c.bindings)));
+      if (!changes.length) {
+        if (record) await audit.insert(record);
+        return;
+      }
+      const entry = record && audit.statement(record);
+      const parts = entry ? [...changes, { sql: `${entry.sql} returning 1`, bindings: entry.bindings }] : changes;
+      const sql = `with ${parts.map((c, i) => `s${i} as (${c.sql})`).join(', ')} select ${parts.map((_, i) => `(select count(*) from s${i}) as c${i}`).join(', ')}`;
+      await onDeadlockRetry(() => db.raw(sql, parts.flatMap((c) => c.bindings)));
+      entry?.recorded();
     },
     clear: (key: string) => counters().where({ key }).delete(),
   };

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { SettingsStore } from '../config/settings.js';
+import type { AuditEvent } from '../db/audit.js';
 import type { Queries } from '../db/index.js';
 import type { UserRow } from '../db/users.js';
 import { canonicalEmail } from '../security/email.js';
@@ -46,16 +47,16 @@ export const throttleKeys = {
 export async function authenticateWithPassword(deps: PasswordLoginDeps, attempt: LoginAttempt): Promise<LoginOutcome> {
   const { queries, hasher, throttle, settings } = deps;
   const ipKey = throttleKeys.ip(attempt.ip);
-  const audit = (outcome: 'success' | 'failure', reason: string, subjectId?: string) =>
-    queries.audit.insert({
-      action: 'login.password',
-      outcome,
-      subjectId,
-      clientId: attempt.clientId,
-      ip: attempt.ip,
-      userAgent: attempt.userAgent,
-      details: { reason, email: canonicalEmail(attempt.email).slice(0, 320) },
-    });
+  const event = (outcome: 'success' | 'failure', reason: string, subjectId?: string): AuditEvent => ({
+    action: 'login.password',
+    outcome,
+    subjectId,
+    clientId: attempt.clientId,
+    ip: attempt.ip,
+    userAgent: attempt.userAgent,
+    details: { reason, email: canonicalEmail(attempt.email).slice(0, 320) },
+  });
+  const audit = (outcome: 'success' | 'failure', reason: string, subjectId?: string) => queries.audit.insert(event(outcome, reason, subjectId));
 
   const lockout = (await settings.read('lockout')).value;
   const reservation = await throttle.reserve([
@@ -77,7 +78,6 @@ export async function authenticateWithPassword(deps: PasswordLoginDeps, attempt:
   }
 
   if (check.needsRehash) await queries.users.setPasswordHash(user.id, await hasher.hash(attempt.password));
-  await reservation.succeeded();
-  await audit('success', 'password_verified', user.id);
+  await reservation.succeeded(event('success', 'password_verified', user.id));
   return { ok: true, user };
 }

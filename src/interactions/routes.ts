@@ -147,9 +147,9 @@ export function createInteractionRouter(deps: InteractionDeps) {
   });
 
   const load = async (uid: string): Promise<SignIn> => {
-    const row = await queries.signIns.find(uid, clock.now());
-    if (!row) return { step: 'started' };
-    const user = await queries.users.findById(row.user_id);
+    const found = await queries.signIns.findWithUser(uid, clock.now());
+    if (!found) return { step: 'started' };
+    const { row, user } = found;
     // A user disabled mid-sign-in gets no further: their sign-in is treated as over.
     return user?.status === 'active' ? { step: row.step, row, user } : { step: 'finished', row, user: user! };
   };
@@ -273,8 +273,10 @@ export function createInteractionRouter(deps: InteractionDeps) {
     sent?: { notice?: string; retryAfterSeconds?: number },
   ) => {
     const filter = signInFilter(signIn.row);
-    // Any one of the user's passkeys answers one ceremony: they are offered once, as one way to sign in.
-    const methods: Method[] = (await mfa.methodsFor(signIn.user, filter)).filter(
+    // Any one of the user's passkeys answers one ceremony: they are offered once, as one way to sign in (the
+    // ceremony itself is then offered for all of them).
+    const answering = await mfa.methodsFor(signIn.user, filter);
+    const methods: Method[] = answering.filter(
       (m, i, all) => !mfa.hasCeremony(m.factor) || all.findIndex((other) => other.factor === m.factor) === i,
     );
     const recoveryOffered = !signIn.row.pin_accepted && !signIn.row.phishing_resistant;
@@ -283,7 +285,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
     const chosenId =
       (requested === RECOVERY_METHOD_ID && recoveryOffered) || (requested === BYPASS_METHOD_ID && bypassOffered) || methods.some((m) => m.id === requested) ? requested : methods[0]?.id;
     const chosen = methods.find((m) => m.id === chosenId);
-    const ceremony = chosen && (await mfa.ceremonyOptions(signIn.user, chosen.id, filter, { interactionUid: signIn.row.interaction_uid, locale }));
+    const ceremony = chosen && (await mfa.ceremonyOptions(answering, chosen.id, { interactionUid: signIn.row.interaction_uid, locale }));
     // "We sent a code" only once one was: before "Send me a code" is pressed the page says one will be.
     const codeSent = !!sent?.notice || (!!chosen && mfa.sendsCode(chosen.factor) && !!(await queries.sentCodes.lastSentAt(chosen.id, signIn.row.interaction_uid)));
     return page(ctx, 'mfa', locale, {

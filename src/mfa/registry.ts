@@ -13,16 +13,25 @@ export function createFactorRegistry(queries: Queries, factors: Factor[]) {
   const enrolledMethods = async (userId: string): Promise<Method[]> =>
     (await queries.factors.listConfirmed(userId)).map(methodFrom).filter((m): m is Method => m !== undefined);
   /** Methods an admin issued to the user (door PINs), which factors list themselves. */
-  const issuedMethods = async (userId: string): Promise<Method[]> =>
-    (await Promise.all(factors.filter((f) => f.listOwnMethods).map((f) => f.listOwnMethods!(userId)))).flat();
+  const issuedMethods = async (userId: string, wanted: (factor: Factor) => boolean = () => true): Promise<Method[]> =>
+    (await Promise.all(factors.filter((f) => f.listOwnMethods && wanted(f)).map((f) => f.listOwnMethods!(userId)))).flat();
 
   return {
     factors,
     get: (id: string) => byId.get(id as FactorId),
-    /** The user's usable methods, their preferred one first. */
-    async methodsFor(userId: string, preferredId?: string | null): Promise<Method[]> {
-      const [enrolled, issued] = await Promise.all([enrolledMethods(userId), issuedMethods(userId)]);
-      return [...enrolled, ...issued].sort((a, b) => Number(b.id === preferredId) - Number(a.id === preferredId));
+    /**
+     * The user's usable methods, their preferred one first; with `wanted`, only methods of the factors it accepts, and
+     * a store no such factor keeps its methods in is not read (a second step that takes no PIN reads no door code).
+     */
+    async methodsFor(userId: string, preferredId?: string | null, wanted: (factor: Factor) => boolean = () => true): Promise<Method[]> {
+      const readEnrolled = factors.some((f) => !f.listOwnMethods && wanted(f));
+      const [enrolled, issued] = await Promise.all([readEnrolled ? enrolledMethods(userId) : [], issuedMethods(userId, wanted)]);
+      return [...enrolled, ...issued]
+        .filter((m) => {
+          const factor = byId.get(m.factor);
+          return factor !== undefined && wanted(factor);
+        })
+        .sort((a, b) => Number(b.id === preferredId) - Number(a.id === preferredId));
     },
     enrolledMethods,
     issuedMethods,

@@ -1,10 +1,11 @@
 import type { SettingsStore } from '../config/settings.js';
+import type { AuditEvent } from '../db/audit.js';
 import type { Queries } from '../db/index.js';
 import type { UserRow } from '../db/users.js';
 import type { Notifier } from '../notify/notifier.js';
 import type { Clock } from '../security/clock.js';
 import type { Throttle } from '../security/throttle.js';
-import type { EnrollingUser, FactorId, Method, SignInContext } from './factor.js';
+import type { EnrollingUser, Factor, FactorId, Method, SignInContext } from './factor.js';
 import { graceLeft, postponable } from './enrolment-grace.js';
 import { decideMfa, type MfaDecision } from './policy.js';
 import { forgetAllDevices } from './remembered-device/index.js';
@@ -50,8 +51,9 @@ export function createMfaService(deps: MfaDeps) {
       { key: keys.consecutive, limit: MAX_CONSECUTIVE_FAILURES, windowSeconds: 10 * 365 * 86400, baseLockSeconds: 10 * 365 * 86400, onSuccess: 'reset' },
     ]);
   };
-  const audit = (action: string, outcome: 'success' | 'failure' | 'denied', subjectId: string | undefined, actor: Partial<Actor>, details: Record<string, unknown> = {}) =>
-    queries.audit.insert({ action, outcome, subjectId, actorId: actor.actorId, ip: actor.ip, userAgent: actor.userAgent, clientId: actor.clientId, details });
+  const event = (action: string, outcome: 'success' | 'failure' | 'denied', subjectId: string | undefined, actor: Partial<Actor>, details: Record<string, unknown> = {}): AuditEvent =>
+    ({ action, outcome, subjectId, actorId: actor.actorId, ip: actor.ip, userAgent: actor.userAgent, clientId: actor.clientId, details });
+  const audit = (...args: Parameters<typeof event>) => queries.audit.insert(event(...args));
 
   async function readEnforcement() {
     const { value, version } = await settings.read('enforce-mfa');
@@ -59,8 +61,8 @@ export function createMfaService(deps: MfaDeps) {
   }
   /** An admin may switch factors off: their methods then neither sign anyone in nor count as enrolled. */
   const enabledFactors = async () => new Set<string>((await settings.read('factors')).value.enabled);
-  const usableMethods = async (userId: string, preferredId?: string | null) => {
-    const [methods, enabled] = await Promise.all([registry.methodsFor(userId, preferredId), enabledFactors()]);
+  const usableMethods = async (userId: string, preferredId?: string | null, wanted?: (factor: Factor) => boolean) => {
+    const [methods, enabled] = await Promise.all([registry.methodsFor(userId, preferredId, wanted), enabledFactors()]);
     return methods.filter((m) => enabled.has(m.factor));
   };
 
@@ -151,14 +153,12 @@ export function createMfaService(deps: MfaDeps) {
      * The user's methods, preferred first; for a sign-in (given its decision), only those that answer it: the
      * enrolled factors, or the door PIN where the decision accepts one.
      */
-    methodsFor: async (user: UserRow, signIn?: { pinAccepted: boolean; phishingResistant?: boolean }) => {
-      const methods = await usableMethods(user.id, user.preferred_factor_id);
-      if (!signIn) return methods;
-      return methods.filter((m) => {
-        const factor = registry.get(m.factor);
-        return signIn.pinAccepted === (factor?.category === 'knowledge') && (!signIn.phishingResistant || !!factor?.phishingResistant);
-      });
-    },
+    methodsFor: async (user: UserRow, signIn?: { pinAccepted: boolean; phishingResistant?: boolean }) =>
+      usableMethods(
+        user.id,
+        user.preferred_factor_id,
+        signIn && ((factor) => signIn.pinAccepted === (factor.category === 'knowledge') && (!signIn.phishingResistant || !!factor.phishingResistant)),
+      ),
     enabledFactors,
 
     /**
@@ -199,8 +199,7 @@ export function createMfaService(deps: MfaDeps) {
       }
 
       if (outcome.ok) {
-        await reservation.succeeded();
-        await audit('mfa.verify', 'success', user.id, actor, { factor: factorId, method: input.methodId });
+        await reservation.succeeded(event('mfa.verify', 'success', user.id, actor, { factor: factorId, method: input.methodId }));
         if (factorId === 'recovery') {
           const left = await queries.recoveryCodes.countUnused(user.id);
           await audit('mfa.recovery_code_used', 'success', user.id, actor, { remaining: left });
@@ -241,8 +240,7 @@ export function createMfaService(deps: MfaDeps) {
         await audit('login.passwordless', 'failure', user.id, who, { factor: factor.id, method: method.id, reason: outcome.reason });
         return { ok: false };
       }
-      await reservation.succeeded();
-      await audit('login.passwordless', 'success', user.id, who, { factor: factor.id, method: method.id });
+      await reservation.succeeded(event('login.passwordless', 'success', user.id, who, { factor: factor.id, method: method.id }));
       // Possession of the key and the authenticator's own check of its user (PIN or biometric): two factors.
       return { ok: true, user, amr: [...(outcome.amr ?? [factor.amr]), 'mfa'] };
     },
@@ -250,9 +248,11 @@ export function createMfaService(deps: MfaDeps) {
     /** Options for the login page's passwordless ceremony, when a factor that can carry a sign-in is on. */
     passwordlessOptions: async (context: SignInContext) => (await passwordlessFactor())?.ceremony!.passwordless!.options(context),
 
-    /** Options for a challenge/response method chosen at a sign-in's second step: any of the user's methods of its factor. */
-    async ceremonyOptions(user: UserRow, methodId: string, signIn: { pinAccepted: boolean; phishingResistant?: boolean }, context: SignInContext) {
-      const methods = await this.methodsFor(user, signIn);
+    /**
+     * Options for a challenge/response method chosen at a sign-in's second step: any of the user's methods of its
+     * factor, from `methods`, the sign-in's methods as `methodsFor` gave them.
+     */
+    ceremonyOptions(methods: readonly Method[], methodId: string, context: SignInContext) {
       const factor = registry.get(methods.find((m) => m.id === methodId)?.factor ?? '');
       if (!factor?.ceremony) return undefined;
       return factor.ceremony.options(methods.filter((m) => m.factor === factor.id), context);

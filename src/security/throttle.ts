@@ -1,3 +1,4 @@
+import type { AuditEvent } from '../db/audit.js';
 import type { Queries } from '../db/index.js';
 import type { Clock } from './clock.js';
 
@@ -16,7 +17,8 @@ export interface ThrottleRule {
 }
 
 export type ThrottleReservation =
-  | { allowed: true; succeeded(): Promise<void> }
+  /** `record`: the audit entry telling of the success, written with it in one statement. */
+  | { allowed: true; succeeded(record?: AuditEvent): Promise<void> }
   | { allowed: false; retryAfterSeconds: number };
 
 /**
@@ -30,10 +32,11 @@ export function createThrottle(queries: Queries, clock: Clock) {
     const until = row?.locked_until?.getTime() ?? now.getTime() + 1000;
     return Math.max(1, Math.ceil((until - now.getTime()) / 1000));
   };
-  const settle = (rules: ThrottleRule[]) =>
+  const settle = (rules: ThrottleRule[], record?: AuditEvent) =>
     queries.throttle.settle(
       rules.filter((r) => r.onSuccess === 'reset').map((r) => r.key),
       rules.filter((r) => r.onSuccess === 'release').map(({ key, limit }) => ({ key, limit })),
+      record,
     );
 
   return {
@@ -47,7 +50,7 @@ export function createThrottle(queries: Queries, clock: Clock) {
         if (taken.length) await queries.throttle.settle([], taken.map(({ key, limit }) => ({ key, limit })));
         return { allowed: false, retryAfterSeconds: await retryAfter(rules[refused]!.key, now) };
       }
-      return { allowed: true, succeeded: async () => void (await settle(rules)) };
+      return { allowed: true, succeeded: async (record?: AuditEvent) => void (await settle(rules, record)) };
     },
     /** When the last of these keys' locks ends, or undefined when none is locked now (reserves nothing). */
     async lockedUntil(keys: string[]): Promise<Date | undefined> {

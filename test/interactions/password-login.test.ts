@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { authenticateWithPassword, type PasswordLoginDeps } from '../../src/interactions/password-login.js';
+import { accountGuessKey } from '../../src/security/password-guesses.js';
 import { createPasswordHasher } from '../../src/security/passwords.js';
 import { createThrottle } from '../../src/security/throttle.js';
 import { aUser } from '../helpers/factories.js';
+import { queriesDuring } from '../helpers/queries.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 let server: TestServer;
@@ -93,6 +95,16 @@ describe('the password step', () => {
       await authenticateWithPassword(i % 2 ? deps : other, { email: user.email, password: 'nope', ip: `10.8.${i}.1` });
     }
     expect(await attempt(user.email, user.password, '10.8.50.1')).toMatchObject({ reason: 'throttled' });
+  });
+
+  test('a right password clears its failures and is audited by one statement', async () => {
+    const user = await aUser(server.latchkey);
+    await attempt(user.email, 'not-the-password', '198.51.100.60');
+    const seen = await queriesDuring(server.database.db, () => attempt(user.email, user.password, '198.51.100.60'));
+    expect(seen.filter((sql) => sql.includes('throttle_counters') && sql.includes('audit_events'))).toHaveLength(1);
+    expect(await server.latchkey.queries.throttle.find(accountGuessKey(user.email))).toBeUndefined();
+    const [entry] = await server.latchkey.queries.audit.list({ subjectId: user.id, action: 'login.password', limit: 1 });
+    expect(entry).toMatchObject({ outcome: 'success', details: { reason: 'password_verified' } });
   });
 
   test('upgrades a weaker stored hash on a successful login', async () => {
