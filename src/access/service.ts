@@ -7,7 +7,7 @@ import { AppError } from '../errors.js';
 import type { Notifier, SecurityEvent } from '../notify/notifier.js';
 import type { Clock } from '../security/clock.js';
 import type { Throttle, ThrottleRule } from '../security/throttle.js';
-import { constantTimeEqual, type SecretBox } from '../security/secret-box.js';
+import type { SecretBox } from '../security/secret-box.js';
 import { accessCodeSchema, codeLookup, generateAccessCode, isTrivialCode } from './codes.js';
 import { type Decision, decideCredential, DOOR_MODES, type Direction, twoFactorAllowed, type Window, windowsSchema } from './decide.js';
 import { isTimeZone, localMoment } from './time.js';
@@ -118,13 +118,23 @@ function twoFactorWindowsAllowed(windows: Window[], door: { has_badge_reader: bo
 }
 
 /** A controller's secret: shown once (in its token), kept only as a hash. */
+const controllerSecretHash = (value: string) => crypto.hash('sha256', value, 'buffer');
+
 function newControllerSecret() {
   const value = crypto.randomBytes(32).toString('base64url');
-  return { value, hash: crypto.createHash('sha256').update(value).digest('base64url') };
+  return { value, hash: controllerSecretHash(value).toString('base64url') };
+}
+
+/** Both are SHA-256 digests, of equal length whatever was sent: compared as they are, in constant time. */
+function sameSecret(secret: string, storedHash: string) {
+  const stored = Buffer.from(storedHash, 'base64url');
+  return stored.length === 32 && crypto.timingSafeEqual(controllerSecretHash(secret), stored);
 }
 
 // A backstop only: a rotated or revoked controller is dropped on every instance through the change feed.
 const CONTROLLER_CACHE_MS = 30_000;
+// Built once: a controller authenticates on every request, and making a schema costs more than using it.
+const controllerIdSchema = z.uuid();
 
 export function createAccessService(deps: AccessDeps) {
   const { queries, box, clock, notifier } = deps;
@@ -250,9 +260,9 @@ export function createAccessService(deps: AccessDeps) {
     },
     async authenticateController(token: string) {
       const [id, secret] = token.split('.');
-      if (!id || !secret || !z.string().uuid().safeParse(id).success) return undefined;
+      if (!id || !secret || !controllerIdSchema.safeParse(id).success) return undefined;
       const row = await controllerCache.get(`controller:${id}`);
-      const ok = row && constantTimeEqual(crypto.createHash('sha256').update(secret).digest('base64url'), row.secret_hash);
+      const ok = row && sameSecret(secret, row.secret_hash);
       return ok ? { id: row.id, site_id: row.site_id } : undefined;
     },
     doorSite: async (doorId: string) => (await access.findDoor(doorId))?.site_id,
