@@ -259,8 +259,9 @@ export function createAccessService(deps: AccessDeps) {
       return { ...row, token: `${row.id}.${secret.value}` };
     },
     async authenticateController(token: string) {
-      const [id, secret] = token.split('.');
-      if (!id || !secret || !controllerIdSchema.safeParse(id).success) return undefined;
+      const parts = token.split('.');
+      const [id, secret] = parts;
+      if (parts.length !== 2 || !id || !secret || !controllerIdSchema.safeParse(id).success) return undefined;
       const row = await controllerCache.get(`controller:${id}`);
       const ok = row && sameSecret(secret, row.secret_hash);
       return ok ? { id: row.id, site_id: row.site_id } : undefined;

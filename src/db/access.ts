@@ -120,17 +120,22 @@ function writeBatch(db: Database, batch: QueuedDecision[]) {
     ctes.push(`put as (insert into door_pending_codes (door_id, user_id, credential_id, attempts, expires_at)
         select door_id, user_id, credential_id, 0, expires_at
           from jsonb_to_recordset(?::jsonb) as p(door_id uuid, user_id uuid, credential_id uuid, expires_at timestamptz)
-        on conflict (door_id) do update set user_id = excluded.user_id, credential_id = excluded.credential_id, attempts = 0, expires_at = excluded.expires_at)`);
+        on conflict (door_id) do update set user_id = excluded.user_id, credential_id = excluded.credential_id, attempts = 0, expires_at = excluded.expires_at
+        returning 1)`);
     bindings.push(JSON.stringify(puts));
   }
   if (clears.length) {
     ctes.push(`cleared as (delete from door_pending_codes w using jsonb_to_recordset(?::jsonb) as c(door_id uuid, expires_at timestamptz)
-        where w.door_id = c.door_id and (c.expires_at is null or w.expires_at = c.expires_at))`);
+        where w.door_id = c.door_id and (c.expires_at is null or w.expires_at = c.expires_at)
+        returning 1)`);
     bindings.push(JSON.stringify(clears.map(([door_id, expires_at]) => ({ door_id, expires_at }))));
   }
   const resets = [...new Set(batch.flatMap((b) => b.resets))];
   if (resets.length) {
-    ctes.push('reset as (delete from throttle_counters where key in (select jsonb_array_elements_text(?::jsonb)))');
+    // Waiting cards first, counters second, as a keypad entry locks them (takeCodeTry): the reset reads the
+    // waiting cards' changes, so they are made before it starts. Two orders would deadlock.
+    const after = [puts.length && '(select count(*) from put)', clears.length && '(select count(*) from cleared)'].filter(Boolean);
+    ctes.push(`reset as (delete from throttle_counters where key in (select jsonb_array_elements_text(?::jsonb))${after.length ? ` and ${after.join(' + ')} >= 0` : ''})`);
     bindings.push(JSON.stringify(resets));
   }
   bindings.push(JSON.stringify(batch.map((b) => b.audit)));
@@ -391,25 +396,35 @@ export function createAccessQueries(db: Database) {
     /**
      * A keypad entry's try at the card waiting at its door and, in the same statement, one guess on that card's
      * counter of wrong codes (`guess`), reserved only when the entry got a try: both are taken before the code is
-     * looked at, in one round trip.
+     * looked at, in one round trip. The try is taken only on the waiting card this statement read: if another scan
+     * replaces it meanwhile, the entry gets no try, so a guess is never compared for one card and charged to
+     * another. Rows are locked waiting card first, counter second, as the decision records' batches do.
      */
-    takeCodeTry: async (doorId: string, maxTries: number, now: Date, guess: { keyPrefix: string; limits: CounterLimits }) => {
+    takeCodeTry: (doorId: string, maxTries: number, now: Date, guess: { keyPrefix: string; limits: CounterLimits }) => {
       const bindings: Record<string, unknown> = { doorId, maxTries, now, keyPrefix: guess.keyPrefix };
       const reserve = reservationCte('guess', guess.limits, '', now, bindings, (first) => `select :keyPrefix || credential_id::text, 1, :now, ${first} from tried`);
-      const result = await db.raw(
-        `with tried as (
-           update door_pending_codes set attempts = attempts + 1
-            where door_id = :doorId and attempts < :maxTries and expires_at > :now
-           returning attempts, credential_id),
-         ${reserve}
-         select p.door_id, p.user_id, p.credential_id, p.expires_at, (select attempts from tried) as try_no,
-                (select failures from guess) as guess_count,
-                case when exists (select 1 from guess) then (select locked_until from guess)
-                     else (select locked_until from throttle_counters where key = :keyPrefix || p.credential_id::text) end as locked_until
-           from door_pending_codes p where p.door_id = :doorId`,
-        bindings,
-      ).options(preparedAs('door-code-try'));
-      return result.rows[0] as CodeTry | undefined;
+      return onDeadlockRetry(async () => {
+        const result = await db
+          .raw(
+            `with waiting as (
+               select door_id, user_id, credential_id, expires_at from door_pending_codes where door_id = :doorId),
+             tried as (
+               update door_pending_codes p set attempts = p.attempts + 1
+                 from waiting w
+                where p.door_id = w.door_id and p.credential_id = w.credential_id and p.expires_at = w.expires_at
+                  and p.attempts < :maxTries and p.expires_at > :now
+               returning p.attempts, p.credential_id),
+             ${reserve}
+             select w.door_id, w.user_id, w.credential_id, w.expires_at, (select attempts from tried) as try_no,
+                    (select failures from guess) as guess_count,
+                    case when exists (select 1 from guess) then (select locked_until from guess)
+                         else (select locked_until from throttle_counters where key = :keyPrefix || w.credential_id::text) end as locked_until
+               from waiting w`,
+            bindings,
+          )
+          .options(preparedAs('door-code-try'));
+        return result.rows[0] as CodeTry | undefined;
+      });
     },
     /**
      * Decisions a controller took offline, each stored once: a replayed event (same controller, same event id) is

@@ -144,6 +144,9 @@ describe('card + code entry, as a door controller asks', () => {
   test('controllers authenticate, and ask only about their own site', async () => {
     expect((await api('POST', '/api/access/v1/credential', undefined, { door_id: twoFactor.id, credential: 'x' })).status).toBe(401);
     expect((await api('POST', '/api/access/v1/credential', `${controller.token.split('.')[0]}.wrong-secret-value`, { door_id: twoFactor.id, credential: 'x' })).status).toBe(401);
+    // The token exactly as issued: anything appended is another token, and refused.
+    expect((await api('POST', '/api/access/v1/credential', `${controller.token}.appended`, { door_id: twoFactor.id, credential: 'x' })).status).toBe(401);
+    expect((await api('POST', '/api/access/v1/credential', `${controller.token.slice(0, -2)}`, { door_id: twoFactor.id, credential: 'x' })).status).toBe(401);
     const other = (await api('POST', '/api/admin/access/sites', admin, { name: 'Branch', time_zone: 'Europe/Berlin' })).json as unknown as { id: string };
     const theirs = (await api('POST', `/api/admin/access/sites/${other.id}/controllers`, admin, { name: 'Branch controller' })).json as unknown as { token: string };
     expect((await api('POST', '/api/access/v1/credential', theirs.token, { door_id: twoFactor.id, credential: 'x' })).status).toBe(403);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { anAdmin, apiClient } from '../helpers/admin-api.js';
 import { aUser } from '../helpers/factories.js';
+import { onRealPostgres } from '../helpers/database.js';
 import { manualClock } from '../helpers/mfa.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -146,5 +147,66 @@ describe('a code after a card', () => {
     const answers = await Promise.all(Array.from({ length: BURST }, () => keypad(waiting, '470196')));
     expect(answers.filter((a) => a.json.result === 'grant')).toEqual([]);
     expect(reasons(answers)).toContain('credential_locked');
+  });
+});
+
+// Row locks held by one statement while another waits on them: PGlite has one connection, so this needs PostgreSQL.
+const describeOnPostgres = onRealPostgres ? describe : describe.skip;
+
+describeOnPostgres('keypad entries racing other writes to the same rows', () => {
+  const credentialOf = async (userId: string) => (await server.latchkey.access.listCredentials(userId))[0]!.id;
+  const waitingOnALock = async () => {
+    for (let i = 0; i < 100; i++) {
+      const blocked = await server.database.db.raw("select 1 from pg_stat_activity where wait_event_type = 'Lock' and query like '%door_pending_codes%'");
+      if (blocked.rows.length) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error('the keypad entry never waited for the scan in flight');
+  };
+
+  test('a scan replacing the waiting card while an entry takes its try: the entry gets no try, and neither card is charged', async () => {
+    const door = await newDoor(true);
+    const [first, second] = [await cardholder([door], '264810'), await cardholder([door], '739152')];
+    const [firstCard, secondCard] = [await credentialOf(first.user.id), await credentialOf(second.user.id)];
+    const { db } = server.database;
+    for (let round = 0; round < 3; round++) {
+      expect((await scan(door, first.card)).json).toMatchObject({ result: 'code_required' });
+      // Another scan's write, not yet committed: the waiting row already names the second card.
+      const replacing = await db.transaction();
+      await replacing.raw('update door_pending_codes set user_id = ?, credential_id = ?, attempts = 0, expires_at = ? where door_id = ?', [second.user.id, secondCard, new Date(clock.now().getTime() + 20_000), door]);
+      const entry = server.latchkey.doors.enterCode({ door_id: door, code: wrongCode(800 + round) }, { controllerId: controller.id });
+      await waitingOnALock();
+      await replacing.commit();
+      // Compared with the first card's user, charged to the second card, it would have been a free guess.
+      expect(await entry).toMatchObject({ result: 'deny', reason: 'no_tries_left' });
+    }
+    expect(await db('throttle_counters').whereIn('key', [firstCard, secondCard].map((id) => `door:credential:${id}`))).toEqual([]);
+  });
+
+  test('a right code\'s reset and another entry at the same door, many at once: no deadlock', async () => {
+    const doors = await Promise.all(Array.from({ length: 4 }, () => newDoor(true)));
+    const person = await cardholder(doors, '581302');
+    const { db } = server.database;
+    const cards = await Promise.all(
+      doors.map(async (_door, i) => ((await api('POST', `/api/admin/access/users/${person.user.id}/credentials`, admin, { kind: 'card', identifier: `card-${i}-${person.user.id.slice(0, 8)}` })).json as unknown as { id: string }).id),
+    );
+    const access = server.latchkey.queries.access;
+    const guess = { keyPrefix: 'door:credential:', limits: { limit: 1_000_000, windowSeconds: 3600, baseLockSeconds: 3600 } };
+    const failures: string[] = [];
+    for (let round = 0; round < 60; round++) {
+      const expires = new Date(clock.now().getTime() + 20_000);
+      for (const [i, door] of doors.entries()) {
+        await db('door_pending_codes').insert({ door_id: door, user_id: person.user.id, credential_id: cards[i], attempts: 0, expires_at: expires }).onConflict('door_id').merge();
+      }
+      // Per door: a right code's record (clears the waiting card, resets the card's count) beside another entry's
+      // try (the waiting card, then the card's count).
+      await Promise.all(
+        doors.flatMap((door, i) => [
+          access.recordDecision({ subject_id: person.user.id, outcome: 'success', details: { door_id: door } }, { clear: { door_id: door, expires_at: expires } }, [`door:credential:${cards[i]}`]).catch((e: { code?: string }) => failures.push(`record ${e.code}`)),
+          access.takeCodeTry(door, 3, clock.now(), guess).catch((e: { code?: string }) => failures.push(`try ${e.code}`)),
+        ]),
+      );
+    }
+    expect(failures).toEqual([]);
   });
 });
