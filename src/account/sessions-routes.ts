@@ -6,6 +6,7 @@ import { createConsolePage } from '../console/page.js';
 import { AppError } from '../errors.js';
 import { type Locale, pickLocale } from '../i18n.js';
 import { revokeSessions, type PeopleDeps } from '../admin/users.js';
+import { rememberedDeviceIds } from '../interactions/remembered-device.js';
 import { browserSession, forgetBrowserSession } from '../oidc/browser-session.js';
 import type { ClientStore } from '../oidc/clients.js';
 import type { ProviderHolder } from '../oidc/provider-holder.js';
@@ -71,7 +72,7 @@ export function createSessionsRouters(deps: SessionsRouteDeps) {
 
   account.post('/sessions/sign-out-others', async (ctx) => {
     const here = await browserSession(deps.providers, ctx);
-    await revokeSessions(people, ctx.state.user!, actor(ctx), here.id);
+    await revokeSessions(people, ctx.state.user!, actor(ctx), { sessionId: here.id, deviceIds: rememberedDeviceIds(ctx) });
     ctx.redirect('/account/sessions?notice=signed_out_others');
   });
 

@@ -214,11 +214,14 @@ export async function setRoles(deps: PeopleDeps, target: UserRow, roles: readonl
   return updated!;
 }
 
-export async function revokeSessions(deps: PeopleDeps, target: UserRow, by: Acting, keepSessionId?: string) {
-  const sessions = keepSessionId ? await deps.queries.oidcModels.revokeAccount(target.id, keepSessionId) : await signOutEverywhere(deps, target.id);
-  // Everywhere means every browser too: none of them skips the second factor at the next sign-in.
-  if (!keepSessionId) await forgetAllDevices(deps, target.id, by, 'signed_out_everywhere');
-  await audit(deps, keepSessionId ? 'user.sign_out_others' : 'user.revoke_sessions', target.id, by, { sessions });
+/**
+ * Signs the user out everywhere, or everywhere but the session (and the remembered browser) the request comes from.
+ * The others are forgotten as remembered browsers too: none of them skips the second factor at its next sign-in.
+ */
+export async function revokeSessions(deps: PeopleDeps, target: UserRow, by: Acting, keep?: { sessionId: string; deviceIds: readonly string[] }) {
+  const sessions = keep ? await deps.queries.oidcModels.revokeAccount(target.id, keep.sessionId) : await signOutEverywhere(deps, target.id);
+  await forgetAllDevices(deps, target.id, by, keep ? 'signed_out_others' : 'signed_out_everywhere', keep?.deviceIds);
+  await audit(deps, keep ? 'user.sign_out_others' : 'user.revoke_sessions', target.id, by, { sessions });
   await deps.notifier.notify(target, 'signed_out_elsewhere');
   return sessions;
 }

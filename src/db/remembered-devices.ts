@@ -33,7 +33,8 @@ export function createRememberedDeviceQueries(db: Database) {
       devices().where({ user_id: userId }).whereIn('id', ids).where('expires_at', '>', now).orderByRaw('coalesce(last_used_at, created_at) desc').first(),
     touch: (id: string, now: Date) => devices().where({ id }).update({ last_used_at: now }),
     remove: async (userId: string, id: string) => (await devices().where({ user_id: userId, id }).delete()) > 0,
-    removeAll: (userId: string) => devices().where({ user_id: userId }).delete(),
+    /** Every device of the user but those in `keep` (the browser asking, when it signs out the others). */
+    removeAll: (userId: string, keep: readonly string[] = []) => devices().where({ user_id: userId }).whereNotIn('id', keep).delete(),
     purgeExpired: async (now: Date) => {
       await challenges().where('expires_at', '<=', now).delete();
       await devices().where('expires_at', '<=', now).delete();

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { consoleSignIn, csrfOf } from '../helpers/console.js';
 import { aUser } from '../helpers/factories.js';
@@ -50,8 +51,15 @@ describe('the account console', () => {
     expect(page.html).toContain('This browser');
     expect(page.html.match(/data-session=/g)).toHaveLength(2);
     expect((page.html.match(/<tr><td>/g) ?? []).length).toBeGreaterThanOrEqual(2);
+    // Two remembered browsers: this one (its cookie names it) and another.
+    const device = (label: string) => ({ id: crypto.randomUUID(), user_id: user.id, public_key_sealed: 'v1.unused', key_thumbprint: crypto.randomUUID(), label, created_at: new Date(), last_used_at: null, expires_at: new Date(Date.now() + 86_400_000) });
+    const [mine, theirs] = [device('this browser'), device('another browser')];
+    await server.latchkey.queries.rememberedDevices.insert(mine);
+    await server.latchkey.queries.rememberedDevices.insert(theirs);
+    agent.setCookie('lk_device', mine.id);
     const done = await agent.visit(`${server.url}/account/sessions/sign-out-others`, { form: { _csrf: csrfOf(page) } });
     expect(done.html).toContain('Your other sessions were signed out.');
+    expect(await server.database.db('remembered_devices').where({ user_id: user.id }).pluck('id')).toEqual([mine.id]);
     expect(await server.latchkey.queries.oidcModels.sessionsOf(user.id, new Date())).toHaveLength(1);
     const kicked = await other.agent.visit(`${server.url}/account/sessions`);
     expect(kicked.html).toContain('name="password"');

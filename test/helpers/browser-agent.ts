@@ -39,6 +39,11 @@ export class BrowserAgent {
       .join('; ');
   }
 
+  /** A cookie as a page's script or an earlier visit would have left it. */
+  setCookie(name: string, value: string, path = '/') {
+    this.cookies = [...this.cookies.filter((c) => !(c.name === name && c.path === path)), { name, value, path }];
+  }
+
   private remember(url: URL, response: Response) {
     for (const line of response.headers.getSetCookie()) {
       const [pair = '', ...attributes] = line.split(';').map((part) => part.trim());

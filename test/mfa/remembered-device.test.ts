@@ -222,9 +222,12 @@ describe('forgetting every remembered browser', () => {
     const signedOut = await rememberedUser();
     await revokeSessions(people, signedOut.user, { actorId: null });
     expect(await count(signedOut.user.id)).toBe(0);
-    // Signing out one's other sessions keeps this browser's shortcut: that is not "everywhere".
+    // Signing out one's other sessions forgets the other browsers, and keeps the one asking (its cookie names it).
     const others = await rememberedUser();
-    await revokeSessions(people, others.user, { actorId: others.user.id }, 'current-session');
-    expect(await count(others.user.id)).toBe(1);
+    const elsewhere = await devices.remember(others.user, signIn(), aBrowserKey().jwk, 'Firefox, Windows', actor(others.user));
+    await revokeSessions(people, others.user, { actorId: others.user.id }, { sessionId: 'current-session', deviceIds: [others.deviceId] });
+    expect(await server.database.db('remembered_devices').where({ user_id: others.user.id }).pluck('id')).toEqual([others.deviceId]);
+    expect(elsewhere).toBeTruthy();
+    expect((await auditOf(others.user.id, 'mfa.remembered_devices_forgotten')).map((e) => e.details)).toEqual([{ count: 1, reason: 'signed_out_others' }]);
   });
 });

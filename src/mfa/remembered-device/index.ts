@@ -47,9 +47,12 @@ export type VerifyFailure = 'not_offered' | 'no_challenge' | 'unknown_device' | 
 
 const sealContext = (deviceId: string) => `remembered-device:${deviceId}`;
 
-/** Forgets every browser a user had remembered: a password change, an MFA reset, an admin's "sign out everywhere". */
-export async function forgetAllDevices(deps: { queries: Pick<Queries, 'rememberedDevices' | 'audit'> }, userId: string, actor: Partial<Actor>, reason: string) {
-  const count = await deps.queries.rememberedDevices.removeAll(userId);
+/**
+ * Forgets every browser a user had remembered: a password change, an MFA reset, an admin's "sign out everywhere";
+ * but those in `keep` when the user signs out their other sessions from a browser it remembers.
+ */
+export async function forgetAllDevices(deps: { queries: Pick<Queries, 'rememberedDevices' | 'audit'> }, userId: string, actor: Partial<Actor>, reason: string, keep: readonly string[] = []) {
+  const count = await deps.queries.rememberedDevices.removeAll(userId, keep);
   if (count > 0) {
     await deps.queries.audit.insert({ action: 'mfa.remembered_devices_forgotten', outcome: 'success', subjectId: userId, actorId: actor.actorId, ip: actor.ip, userAgent: actor.userAgent, details: { count, reason } });
   }
