@@ -25,12 +25,15 @@ export function createRememberedDeviceQueries(db: Database) {
   const challenges = () => db<RememberedDeviceChallengeRow>('remembered_device_challenges');
   return {
     insert: (row: RememberedDeviceRow) => devices().insert(row),
-    /** The user's devices that still count, most recently used first. */
-    listLive: (userId: string, now: Date) =>
-      devices().where({ user_id: userId }).where('expires_at', '>', now).orderByRaw('coalesce(last_used_at, created_at) desc'),
-    /** One of `ids` (what the browser's cookie names) that is this user's and still counts. */
-    findLive: (userId: string, ids: readonly string[], now: Date) =>
-      devices().where({ user_id: userId }).whereIn('id', ids).where('expires_at', '>', now).orderByRaw('coalesce(last_used_at, created_at) desc').first(),
+    /**
+     * The user's devices that still count, most recently used first: unexpired, and remembered after
+     * `rememberedAfter` (now less the days the setting allows today, which may be fewer than when they were remembered).
+     */
+    listLive: (userId: string, now: Date, rememberedAfter: Date) =>
+      devices().where({ user_id: userId }).where('expires_at', '>', now).where('created_at', '>', rememberedAfter).orderByRaw('coalesce(last_used_at, created_at) desc'),
+    /** One of `ids` (what the browser's cookie names) that is this user's and still counts, as listLive. */
+    findLive: (userId: string, ids: readonly string[], now: Date, rememberedAfter: Date) =>
+      devices().where({ user_id: userId }).whereIn('id', ids).where('expires_at', '>', now).where('created_at', '>', rememberedAfter).orderByRaw('coalesce(last_used_at, created_at) desc').first(),
     touch: (id: string, now: Date) => devices().where({ id }).update({ last_used_at: now }),
     remove: async (userId: string, id: string) => (await devices().where({ user_id: userId, id }).delete()) > 0,
     /** Every device of the user but those in `keep` (the browser asking, when it signs out the others). */

@@ -164,6 +164,23 @@ describe('a remembered browser at a later sign-in', () => {
     expect(await devices.offer(user, signIn(), [deviceId])).toBeUndefined();
   });
 
+  test('lowering the setting shortens what was remembered before it', async () => {
+    const { user, key, deviceId } = await rememberedUser();
+    clock.advance(3 * 86_400);
+    const view = signIn();
+    const offer = (await devices.offer(user, view, [deviceId]))!;
+    expect(offer).toBeDefined();
+    // Remembered for 30 days three days ago; the setting now allows 2: it no longer counts.
+    await setDays(2);
+    expect(await devices.verify(user, view, { device: deviceId, signature: key.sign(offer.payload) }, actor(user))).toMatchObject({ ok: false, reason: 'unknown_device' });
+    expect(await devices.offer(user, signIn(), [deviceId])).toBeUndefined();
+    expect(await devices.list(user.id)).toEqual([]);
+    await setDays(10);
+    const [listed] = await devices.list(user.id);
+    expect(listed!.id).toBe(deviceId);
+    expect(listed!.expires_at.getTime()).toBe(listed!.created_at.getTime() + 10 * 86_400_000);
+  });
+
   test('a forgotten device does not answer, even with a challenge already on its page', async () => {
     const { user, key, deviceId } = await rememberedUser();
     const view = signIn();

@@ -74,6 +74,9 @@ export function createRememberedDevices(deps: RememberedDeviceDeps) {
     return remember.value.days;
   }
 
+  // Lowering the setting shortens what was remembered before: a device counts for the days allowed today at most.
+  const rememberedAfter = (now: Date, days: number) => new Date(now.getTime() - days * 86_400_000);
+
   const openKey = (device: RememberedDeviceRow): DevicePublicKey | undefined => {
     try {
       const parsed = publicKeySchema.safeParse(JSON.parse(box.open(device.public_key_sealed, sealContext(device.id)).toString('utf8')));
@@ -114,9 +117,10 @@ export function createRememberedDevices(deps: RememberedDeviceDeps) {
      * counts, bound to this sign-in and that device. The page signs `payload` with the key it finds under `keyId`.
      */
     async offer(user: UserRow, signIn: SignInView, cookieIds: readonly string[]) {
-      if (cookieIds.length === 0 || (await rememberDays(user, signIn)) === 0) return undefined;
+      const days = cookieIds.length === 0 ? 0 : await rememberDays(user, signIn);
+      if (days === 0) return undefined;
       const now = clock.now();
-      const device = await devices.findLive(user.id, cookieIds, now);
+      const device = await devices.findLive(user.id, cookieIds, now, rememberedAfter(now, days));
       if (!device) return undefined;
       const challenge = crypto.randomBytes(32).toString('base64url');
       await devices.putChallenge({ interaction_uid: signIn.interactionUid, user_id: user.id, device_id: device.id, challenge, expires_at: new Date(now.getTime() + CHALLENGE_TTL_SECONDS * 1000) });
@@ -135,13 +139,14 @@ export function createRememberedDevices(deps: RememberedDeviceDeps) {
         await audit('mfa.remembered_device', reason === 'throttled' ? 'denied' : 'failure', user.id, actor, { device: answer.device, reason });
         return { ok: false as const, reason, retryAfterSeconds };
       };
-      if ((await rememberDays(user, signIn)) === 0) return fail('not_offered');
+      const days = await rememberDays(user, signIn);
+      if (days === 0) return fail('not_offered');
       const reservation = await deps.reserveAttempt(user.id);
       if (!reservation.allowed) return fail('throttled', reservation.retryAfterSeconds);
       const now = clock.now();
       const challenge = await devices.takeChallenge(signIn.interactionUid, user.id, now);
       if (!challenge || challenge.device_id !== answer.device) return fail('no_challenge');
-      const device = await devices.findLive(user.id, [answer.device], now);
+      const device = await devices.findLive(user.id, [answer.device], now, rememberedAfter(now, days));
       const key = device && openKey(device);
       if (!device || !key) return fail('unknown_device');
       if (!verifySignature(key, signedPayload(deps.issuer, signIn.interactionUid, device.id, challenge.challenge), answer.signature)) return fail('wrong_signature');
@@ -152,7 +157,13 @@ export function createRememberedDevices(deps: RememberedDeviceDeps) {
     },
 
     /** The user's remembered browsers that still count, for their account page. */
-    list: (userId: string) => devices.listLive(userId, clock.now()),
+    async list(userId: string) {
+      const now = clock.now();
+      const days = (await settings.read('remember-device')).value.days;
+      const rows = await devices.listLive(userId, now, rememberedAfter(now, days));
+      // Shown with the end the setting gives them now, when that comes first.
+      return rows.map((row) => ({ ...row, expires_at: new Date(Math.min(row.expires_at.getTime(), row.created_at.getTime() + days * 86_400_000)) }));
+    },
 
     async forget(user: UserRow, deviceId: string, actor: Actor) {
       if (!(await devices.remove(user.id, deviceId))) return false;
