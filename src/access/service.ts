@@ -117,9 +117,9 @@ function twoFactorWindowsAllowed(windows: Window[], door: { has_badge_reader: bo
   }
 }
 
-/** A controller's secret: shown once (in its token), kept only as a hash. */
 const controllerSecretHash = (value: string) => crypto.hash('sha256', value, 'buffer');
 
+/** A controller's secret: shown once (in its token), kept only as a hash. */
 function newControllerSecret() {
   const value = crypto.randomBytes(32).toString('base64url');
   return { value, hash: controllerSecretHash(value).toString('base64url') };

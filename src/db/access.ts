@@ -389,16 +389,13 @@ export function createAccessQueries(db: Database) {
 
     recordDecision: createDecisionWriter(db, DECISION_WRITERS),
     /**
-     * The card waiting at this door, and one of its tries for this entry, taken in the same statement before the code
-     * is looked at: the conditional UPDATE re-checks `attempts < max` on the row's latest version, so of any number
-     * of concurrent entries at most `max` get a try. The SELECT reads the row as it was when the statement began.
-     */
-    /**
      * A keypad entry's try at the card waiting at its door and, in the same statement, one guess on that card's
      * counter of wrong codes (`guess`), reserved only when the entry got a try: both are taken before the code is
-     * looked at, in one round trip. The try is taken only on the waiting card this statement read: if another scan
-     * replaces it meanwhile, the entry gets no try, so a guess is never compared for one card and charged to
-     * another. Rows are locked waiting card first, counter second, as the decision records' batches do.
+     * looked at, in one round trip. The conditional UPDATE re-checks `attempts < max` on the row's latest version, so
+     * of any number of concurrent entries at most `max` get a try; and it takes the try only on the waiting card this
+     * statement read: if another scan replaces it meanwhile, the entry gets no try, so a guess is never compared for
+     * one card and charged to another. Rows are locked waiting card first, counter second, as the decision records'
+     * batches do.
      */
     takeCodeTry: (doorId: string, maxTries: number, now: Date, guess: { keyPrefix: string; limits: CounterLimits }) => {
       const bindings: Record<string, unknown> = { doorId, maxTries, now, keyPrefix: guess.keyPrefix };
