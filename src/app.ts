@@ -13,6 +13,7 @@ import { errorHandler } from './koa-errors.js';
 import { requestLog } from './koa-request-log.js';
 import { createMetrics } from './metrics.js';
 import type { Logger } from './logger.js';
+import { accountById } from './oidc/account.js';
 import { createClientStore } from './oidc/clients.js';
 import { ensureKeys, loadKeyMaterial } from './oidc/keys.js';
 import { createProvider, MACHINE_ENDPOINTS } from './oidc/provider.js';
@@ -136,7 +137,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
         keys,
         resources,
       needsSecondFactor: async ({ accountId, clientRequiresMfa, clientRequiresPhishingResistant, acrValues, amr }) => {
-        const user = await queries.users.findById(accountId);
+        const user = await accountById(queries, accountId);
         return !!user && !satisfies(await mfa.decide(user, { requireMfa: clientRequiresMfa, requirePhishingResistant: clientRequiresPhishingResistant }, acrValues), amr);
       },
       onServerError: (ctx, err) => (ctx.state.log ?? logger).error({ err }, 'oidc-provider server error'),

@@ -1,4 +1,5 @@
 import type { Database } from './connect.js';
+import type { UserRow } from './users.js';
 
 interface ModelRow {
   model: string;
@@ -26,6 +27,51 @@ export interface SessionDevice {
 export interface StoredModel {
   payload: Record<string, unknown>;
   consumedAt: Date | null;
+}
+
+/** A write of oidc-provider's, as the adapter hands it over: a row to store (with the browser, for a session) or to delete. */
+export type ModelWrite =
+  | { kind: 'upsert'; model: string; id: string; payload: Record<string, unknown>; expiresAt: Date | null; device?: SessionDevice }
+  | { kind: 'destroy'; model: string; id: string };
+
+/**
+ * A row found with what the request that asked for it reads next: the session and grant it names (a code's or a
+ * refresh token's) and the account it belongs to (an interaction's signed-in user), each undefined where there is none.
+ */
+export interface FoundWithRelated {
+  found: StoredModel & { id: string };
+  session?: StoredModel & { id: string; uid: string };
+  grant?: StoredModel & { id: string };
+  grantId: string | null;
+  sessionUid: string | null;
+  accountId: string | null;
+  account?: UserRow;
+}
+
+const UUID = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+const liveSql = (alias: string) => `(${alias}.expires_at is null or ${alias}.expires_at > :now)`;
+// The account a row belongs to: a session's, grant's or token's own, or the user an interaction signed in.
+const ACCOUNT_OF_M = "coalesce(m.account_id, m.payload #>> '{result,login,accountId}')";
+const FIND_WITH_RELATED = (column: 'id' | 'uid') => `
+  select u.*, m.id as m__id, m.payload as m__payload, m.consumed_at as m__consumed_at, ${ACCOUNT_OF_M} as m__account_id,
+    s.id as s__id, s.uid as s__uid, s.payload as s__payload, s.consumed_at as s__consumed_at,
+    g.id as g__id, g.payload as g__payload, g.consumed_at as g__consumed_at
+  from oidc_model_instances m
+  left join oidc_model_instances s on s.model = 'Session' and s.uid = m.payload->>'sessionUid' and ${liveSql('s')}
+  left join oidc_model_instances g on g.model = 'Grant' and g.id = m.grant_id and ${liveSql('g')}
+  left join users u on u.id = (case when ${ACCOUNT_OF_M} ~ '${UUID}' then cast(${ACCOUNT_OF_M} as uuid) end)
+  where m.model = :model and m.${column} = :value and ${liveSql('m')}
+  limit 1`;
+
+/** Splits a row read with joined tables' columns (`m__payload`) into one object per prefix; bare columns go to ''. */
+function splitJoined(row: Record<string, unknown>): Record<string, Record<string, unknown>> {
+  const parts: Record<string, Record<string, unknown>> = { '': {} };
+  for (const [key, value] of Object.entries(row)) {
+    const cut = key.indexOf('__');
+    const prefix = cut > 0 ? key.slice(0, cut) : '';
+    (parts[prefix] ??= {})[cut > 0 ? key.slice(cut + 2) : key] = value;
+  }
+  return parts;
 }
 
 /** The grants a session's apps were authorized under. */
@@ -68,6 +114,61 @@ export function createOidcModelQueries(db: Database) {
         .onConflict(['model', 'id'])
         .merge(['payload', 'grant_id', 'user_code', 'uid', 'expires_at', ...(device ? (['ip', 'user_agent', 'seen_at'] as const) : [])]),
     find: (model: string, id: string, now: Date) => findLive({ model, id }, now),
+    /** One row, by id or uid, read together with its session, grant and account (FoundWithRelated) in one statement. */
+    findWithRelated: async (model: string, column: 'id' | 'uid', value: string, now: Date): Promise<FoundWithRelated | undefined> => {
+      const result = (await db.raw(FIND_WITH_RELATED(column), { model, value, now })) as { rows: Array<Record<string, unknown>> };
+      const row = result.rows[0];
+      if (!row) return undefined;
+      const { '': user = {}, m = {}, s = {}, g = {} } = splitJoined(row);
+      const stored = (part: Record<string, unknown>) => ({ id: part.id as string, payload: part.payload as Record<string, unknown>, consumedAt: (part.consumed_at as Date | null) ?? null });
+      const payload = m.payload as Record<string, unknown>;
+      return {
+        found: stored(m),
+        session: s.id ? { ...stored(s), uid: s.uid as string } : undefined,
+        grant: g.id ? stored(g) : undefined,
+        grantId: typeof payload.grantId === 'string' ? payload.grantId : null,
+        sessionUid: typeof payload.sessionUid === 'string' ? payload.sessionUid : null,
+        accountId: (m.account_id as string | null) ?? null,
+        account: user.id ? (user as unknown as UserRow) : undefined,
+      };
+    },
+    /**
+     * Several writes in one statement: the deletes in a data-modifying CTE, the rows in one multi-row upsert. A row
+     * saved without its browser (no request, or not a session) keeps the browser stored before.
+     */
+    apply: async (writes: readonly ModelWrite[]) => {
+      const deletes = writes.filter((w) => w.kind === 'destroy').map((w) => [w.model, w.id]);
+      const upserts = writes.flatMap((w) => (w.kind === 'upsert' ? [w] : []));
+      const deleting = deletes.length ? rows().whereIn(['model', 'id'], deletes).delete() : undefined;
+      if (!upserts.length) return deleting && void (await deleting);
+      const upserting = rows()
+        .insert(
+          upserts.map((w) => ({
+            model: w.model,
+            id: w.id,
+            payload: JSON.stringify(w.payload) as unknown as Record<string, unknown>,
+            grant_id: typeof w.payload.grantId === 'string' ? w.payload.grantId : null,
+            user_code: typeof w.payload.userCode === 'string' ? w.payload.userCode : null,
+            uid: typeof w.payload.uid === 'string' ? w.payload.uid : null,
+            expires_at: w.expiresAt,
+            ip: w.device?.ip ?? null,
+            user_agent: w.device?.userAgent ?? null,
+            seen_at: w.device?.at ?? null,
+          })),
+        )
+        .onConflict(['model', 'id'])
+        .merge({
+          payload: db.raw('excluded.payload'),
+          grant_id: db.raw('excluded.grant_id'),
+          user_code: db.raw('excluded.user_code'),
+          uid: db.raw('excluded.uid'),
+          expires_at: db.raw('excluded.expires_at'),
+          ip: db.raw('coalesce(excluded.ip, oidc_model_instances.ip)'),
+          user_agent: db.raw('coalesce(excluded.user_agent, oidc_model_instances.user_agent)'),
+          seen_at: db.raw('coalesce(excluded.seen_at, oidc_model_instances.seen_at)'),
+        } as unknown as Partial<ModelRow>);
+      await (deleting ? db.raw('with gone as (?) ?', [deleting, upserting]) : upserting);
+    },
     findBy: (model: string, column: 'uid' | 'user_code', value: string, now: Date) =>
       findLive({ model, [column]: value }, now),
     /** Marks the row consumed only if nothing consumed it first; returns whether this call did. */

@@ -1,5 +1,6 @@
 import type { StoredStep } from '../interactions/sign-in-flow.js';
 import type { Database } from './connect.js';
+import type { StoredModel } from './oidc-models.js';
 import type { UserRow } from './users.js';
 
 /** One sign-in past its password, bound to oidc-provider's interaction and to one user for its whole life. */
@@ -39,6 +40,17 @@ const SIGN_IN_COLUMNS = Object.keys({
 } satisfies Record<keyof SignInRow, true>) as Array<keyof SignInRow>;
 const PREFIX = 'sign_in__';
 
+/** A sign-in read beside its user's columns: the two rows apart (undefined user: the account is gone). */
+function splitSignIn(found: Record<string, unknown>): { row: SignInRow; user: UserRow | undefined } {
+  const row: Record<string, unknown> = {};
+  const user: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(found)) {
+    if (key.startsWith(PREFIX)) row[key.slice(PREFIX.length)] = value;
+    else user[key] = value;
+  }
+  return { row: row as unknown as SignInRow, user: user.id === null ? undefined : (user as unknown as UserRow) };
+}
+
 const jsonb = (patch: SignInPatch) =>
   patch.verified_amr ? { ...patch, verified_amr: JSON.stringify(patch.verified_amr) as unknown as string[] } : patch;
 
@@ -57,14 +69,30 @@ export function createSignInQueries(db: Database) {
         .where('lp.interaction_uid', uid)
         .where('lp.expires_at', '>', now)
         .first(['u.*', ...SIGN_IN_COLUMNS.map((column) => `lp.${column} as ${PREFIX}${column}`)])) as Record<string, unknown> | undefined;
-      if (!found) return undefined;
-      const row: Record<string, unknown> = {};
-      const user: Record<string, unknown> = {};
-      for (const [key, value] of Object.entries(found)) {
-        if (key.startsWith(PREFIX)) row[key.slice(PREFIX.length)] = value;
-        else user[key] = value;
-      }
-      return { row: row as unknown as SignInRow, user: user.id === null ? undefined : (user as unknown as UserRow) };
+      return found && splitSignIn(found);
+    },
+    /**
+     * oidc-provider's interaction with this sign-in and its user, in one statement: the sign-in pages read all three
+     * on every request. `interaction` is undefined when it is gone or expired, `signIn` before a password bound it.
+     */
+    findWithInteraction: async (uid: string, now: Date): Promise<{ interaction?: StoredModel; signIn?: { row: SignInRow; user: UserRow | undefined } }> => {
+      const found = (await db('oidc_model_instances as m')
+        .leftJoin('login_progress as lp', (on) => on.on('lp.interaction_uid', 'm.id').andOnVal('lp.expires_at', '>', now))
+        .leftJoin('users as u', 'u.id', 'lp.user_id')
+        .where({ 'm.model': 'Interaction', 'm.id': uid })
+        .andWhere((w) => w.whereNull('m.expires_at').orWhere('m.expires_at', '>', now))
+        .first([
+          'u.*',
+          'm.payload as interaction__payload',
+          'm.consumed_at as interaction__consumed_at',
+          ...SIGN_IN_COLUMNS.map((column) => `lp.${column} as ${PREFIX}${column}`),
+        ])) as Record<string, unknown> | undefined;
+      if (!found) return {};
+      const { interaction__payload: payload, interaction__consumed_at: consumedAt, ...rest } = found;
+      return {
+        interaction: { payload: payload as Record<string, unknown>, consumedAt: (consumedAt as Date | null) ?? null },
+        signIn: rest[`${PREFIX}interaction_uid`] ? splitSignIn(rest) : undefined,
+      };
     },
     /** Binds the interaction to its user, once: false when it is already bound (to anyone). */
     claim: async (row: Pick<SignInRow, 'interaction_uid' | 'user_id' | 'step' | 'password_verified_at' | 'pin_accepted' | 'phishing_resistant' | 'expires_at'>) =>

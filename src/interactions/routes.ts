@@ -14,6 +14,7 @@ import type { BypassCodes } from '../mfa/bypass-codes.js';
 import { acrFor, type MfaDecision, satisfies } from '../mfa/policy.js';
 import { type Method, type MfaService, RECOVERY_METHOD_ID } from '../mfa/service.js';
 import { rememberConsent } from '../oidc/consents.js';
+import { rememberReadInRequest, requestRowsScope } from '../oidc/adapter.js';
 import type { ProviderHolder } from '../oidc/provider-holder.js';
 import { TOKEN_TTL } from '../oidc/provider.js';
 import type { PageRenderer } from '../render.js';
@@ -91,6 +92,11 @@ export function createInteractionRouter(deps: InteractionDeps) {
   const remembered = createRememberedDeviceRoutes(deps.rememberedDevices);
 
   const details = async (ctx: Context, expectedPrompt?: string) => {
+    // The interaction, its sign-in and user in one read: oidc-provider then finds the interaction already read, and
+    // the request's first look at its sign-in (load) is this one.
+    const read = await queries.signIns.findWithInteraction(ctx.params.uid!, clock.now());
+    rememberReadInRequest('Interaction', ctx.params.uid!, read.interaction);
+    ctx.state.signInRead = { uid: ctx.params.uid, found: read.signIn };
     const interaction = await provider().interactionDetails(ctx.req, ctx.res);
     if (interaction.uid !== ctx.params.uid) throw new AppError(400, 'interaction_mismatch');
     if (expectedPrompt && interaction.prompt.name !== expectedPrompt) throw new AppError(400, 'interaction_step');
@@ -146,8 +152,11 @@ export function createInteractionRouter(deps: InteractionDeps) {
     clientId: typeof clientId === 'string' ? clientId : undefined,
   });
 
-  const load = async (uid: string): Promise<SignIn> => {
-    const found = await queries.signIns.findWithUser(uid, clock.now());
+  /** The sign-in as stored; with `ctx`, as this request's details() read it, where that is its first look at it. */
+  const load = async (uid: string, ctx?: Context): Promise<SignIn> => {
+    const preread = ctx?.state.signInRead as { uid: string; found: Awaited<ReturnType<typeof queries.signIns.findWithUser>> } | undefined;
+    if (ctx) delete ctx.state.signInRead;
+    const found = preread?.uid === uid ? preread.found : await queries.signIns.findWithUser(uid, clock.now());
     if (!found) return { step: 'started' };
     const { row, user } = found;
     // A user disabled mid-sign-in gets no further: their sign-in is treated as over.
@@ -156,7 +165,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
 
   /** Loads the sign-in and refuses the request unless its step accepts `action`. */
   const signInFor = async (ctx: Context, action: Exclude<SignInAction, 'password'>): Promise<BoundSignIn> => {
-    const signIn = await load(ctx.params.uid!);
+    const signIn = await load(ctx.params.uid!, ctx);
     if (!accepts(signIn.step, action) || !('row' in signIn)) throw new AppError(400, 'interaction_step');
     return signIn;
   };
@@ -343,7 +352,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
     ctx.set('cache-control', 'no-store');
     await next();
   });
-  router.use(parseBody(), csrf());
+  router.use(parseBody(), csrf(), requestRowsScope(queries));
 
   router.get('/', async (ctx) => {
     const d = await details(ctx);
@@ -360,7 +369,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
     }
     if (prompt.name !== 'login') throw new AppError(400, 'interaction_step');
 
-    let signIn = await load(interaction.uid);
+    let signIn = await load(interaction.uid, ctx);
     // Step-up: the session passed the password in an earlier sign-in; only its second step is missing. The session's
     // user becomes this sign-in's user, as a password would have made them.
     if (signIn.step === 'started' && session?.accountId && prompt.reasons.length === 1 && prompt.reasons[0] === 'mfa_required') {
@@ -398,7 +407,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
     const { interaction, locale, clientName } = d;
     // The first verified password fixes the sign-in's user: a password posted to a sign-in already past that step
     // is refused before it is even checked, whoever's it is.
-    if (!accepts((await load(interaction.uid)).step, 'password')) throw new AppError(400, 'interaction_step');
+    if (!accepts((await load(interaction.uid, ctx)).step, 'password')) throw new AppError(400, 'interaction_step');
     const form = loginFormSchema.safeParse(ctx.request.body);
     const body = ctx.request.body as { email?: unknown } | undefined;
     const email = typeof body?.email === 'string' ? body.email : '';
@@ -449,7 +458,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
   router.post('/passwordless', async (ctx) => {
     const d = await details(ctx, 'login');
     const { interaction, locale, clientName } = d;
-    if (!accepts((await load(interaction.uid)).step, 'passwordless')) throw new AppError(400, 'interaction_step');
+    if (!accepts((await load(interaction.uid, ctx)).step, 'passwordless')) throw new AppError(400, 'interaction_step');
     const form = passwordlessFormSchema.safeParse(ctx.request.body);
     if (!form.success) throw new AppError(400, 'malformed_body', 'invalid form', 'code');
     const context = { interactionUid: interaction.uid, locale };
@@ -654,7 +663,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
 
   router.post('/abort', async (ctx) => {
     const { interaction } = await details(ctx);
-    const signIn = await load(interaction.uid);
+    const signIn = await load(interaction.uid, ctx);
     if (!accepts(signIn.step, 'abort')) throw new AppError(400, 'interaction_step');
     if ('row' in signIn && !(await queries.signIns.advance(interaction.uid, signIn.user.id, signIn.row.step, 'finished'))) {
       throw new AppError(400, 'interaction_step');

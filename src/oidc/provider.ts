@@ -5,7 +5,7 @@ import { pickLocale } from '../i18n.js';
 import type { PageRenderer } from '../render.js';
 import type { Clock } from '../security/clock.js';
 import { claimsByScope, createFindAccount } from './account.js';
-import { createAdapterClass, requestOrigin } from './adapter.js';
+import { createAdapterClass, requestOrigin, requestRowsScope } from './adapter.js';
 import { grantFromConsent } from './consents.js';
 import type { ClientStore } from './clients.js';
 import { ACR } from '../mfa/policy.js';
@@ -172,6 +172,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.trustProxy;
   provider.use((ctx, next) => requestOrigin.run({ ip: ctx.ip, userAgent: ctx.get('user-agent') || null }, next));
+  provider.use(requestRowsScope(deps.queries));
   if (deps.onServerError) provider.on('server_error', deps.onServerError);
   return provider;
 }

@@ -4,11 +4,14 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 // oidc-provider's own reference adapter: the behaviour ours must match.
 import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
 import { createQueries } from '../../src/db/index.js';
-import { createAdapterClass } from '../../src/oidc/adapter.js';
+import type { Context } from 'koa';
+import { createAdapterClass, requestRowsScope } from '../../src/oidc/adapter.js';
+import { accountById } from '../../src/oidc/account.js';
 import { createClientStore } from '../../src/oidc/clients.js';
 import { systemClock, type Clock } from '../../src/security/clock.js';
 import { createSecretBox } from '../../src/security/secret-box.js';
 import { openTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { queriesDuring } from '../helpers/queries.js';
 
 let database: TestDatabase;
 beforeAll(async () => {
@@ -22,8 +25,31 @@ function knexAdapterFactory(clock: Clock = systemClock) {
   return (name: string): Adapter => new KnexAdapter(name);
 }
 
+/** Runs `work` as one request does: oidc-provider's rows read once, its writes sent together at the end. */
+const inOneRequest = <T>(work: () => Promise<T>): Promise<T> => {
+  let result: T;
+  return requestRowsScope(createQueries(database.db))({} as Context, async () => {
+    result = await work();
+  }).then(() => result);
+};
+
+/** The knex adapter with every call a request of its own: its writes go through the one-statement flush. */
+function perRequestAdapterFactory() {
+  const make = knexAdapterFactory();
+  return (name: string): Adapter => {
+    const inner = make(name);
+    return new Proxy(inner, {
+      get: (target, property) => {
+        const value = Reflect.get(target, property);
+        return typeof value === 'function' ? (...args: unknown[]) => inOneRequest(() => value.apply(target, args)) : value;
+      },
+    });
+  };
+}
+
 const implementations: [string, () => (name: string) => Adapter][] = [
   ['knex adapter', () => knexAdapterFactory()],
+  ['knex adapter, each call a request', () => perRequestAdapterFactory()],
   ['oidc-provider memory adapter', () => (name: string) => new MemoryAdapter(name)],
 ];
 
@@ -146,5 +172,89 @@ describe('knex adapter beyond the contract', () => {
     expect(await adapter.find(created.clientId)).toMatchObject({ client_id: created.clientId, client_secret: created.clientSecret });
     const row = await queries.clients.find(created.clientId);
     expect(row?.client_secret_sealed).not.toContain(created.clientSecret!);
+  });
+});
+
+describe('knex adapter within one request', () => {
+  const stored = (model: string, key: string) => database.db('oidc_model_instances').where({ model, id: key }).first();
+
+  test('writes wait for the end of the request and go in one statement; reads of them cost nothing', async () => {
+    const adapter = knexAdapterFactory();
+    const [interaction, grant, code, session, uid] = [id(), id(), id(), id(), id()];
+    await adapter('Interaction').upsert(interaction, { jti: interaction }, 60);
+    const seen = await queriesDuring(database.db, () =>
+      inOneRequest(async () => {
+        await adapter('Interaction').destroy(interaction);
+        await adapter('Grant').upsert(grant, { jti: grant, accountId: 'a' }, 60);
+        await adapter('AuthorizationCode').upsert(code, { jti: code, grantId: grant, sessionUid: uid }, 60);
+        await adapter('Session').upsert(session, { jti: session, uid, accountId: 'a' }, 60);
+        expect(await adapter('Interaction').find(interaction)).toBeUndefined();
+        expect(await adapter('Session').findByUid(uid)).toMatchObject({ jti: session });
+        expect(await stored('Grant', grant)).toBeUndefined();
+      }),
+    );
+    // The first is this test's own look at the table; the adapter's are all in the second.
+    expect(seen).toHaveLength(2);
+    expect(seen[1]).toMatch(/^with gone as \(delete .* insert into "oidc_model_instances" .* values \(.*\), \(.*\), \(.*\) on conflict/);
+    expect(await stored('Interaction', interaction)).toBeUndefined();
+    expect(await stored('Grant', grant)).toMatchObject({ id: grant });
+    expect(await stored('Session', session)).toMatchObject({ uid });
+  });
+
+  test("a code is read with its session, grant and account: the token request's next reads cost nothing", async () => {
+    const queries = createQueries(database.db);
+    const user = await queries.users.insert({ email: `u-${id()}@example.test`, name: 'Reader', passwordHash: null });
+    const adapter = knexAdapterFactory();
+    const [grant, code, session, uid] = [id(), id(), id(), id()];
+    await adapter('Grant').upsert(grant, { jti: grant, accountId: user.id }, 60);
+    await adapter('Session').upsert(session, { jti: session, uid, accountId: user.id }, 60);
+    await adapter('AuthorizationCode').upsert(code, { jti: code, grantId: grant, sessionUid: uid, accountId: user.id }, 60);
+    const seen = await queriesDuring(database.db, () =>
+      inOneRequest(async () => {
+        expect(await adapter('AuthorizationCode').find(code)).toMatchObject({ jti: code });
+        expect(await adapter('Session').findByUid(uid)).toMatchObject({ jti: session });
+        expect(await adapter('Grant').find(grant)).toMatchObject({ jti: grant });
+        expect(await accountById(queries, user.id)).toMatchObject({ id: user.id, email: user.email });
+      }),
+    );
+    expect(seen).toHaveLength(1);
+  });
+
+  test('a consume is sent at once, after the writes before it, and a second one in the request still fails', async () => {
+    const adapter = knexAdapterFactory();
+    const code = id();
+    await expect(
+      inOneRequest(async () => {
+        await adapter('AuthorizationCode').upsert(code, { jti: code, grantId: id() }, 60);
+        await adapter('AuthorizationCode').consume(code);
+        expect((await stored('AuthorizationCode', code))?.consumed_at).toBeInstanceOf(Date);
+        expect((await adapter('AuthorizationCode').find(code))?.consumed).toEqual(expect.any(Number));
+        await adapter('AuthorizationCode').consume(code);
+      }),
+    ).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
+  test('a request that fails still stores what it wrote, as writes one by one would have', async () => {
+    const adapter = knexAdapterFactory();
+    const token = id();
+    await expect(
+      inOneRequest(async () => {
+        await adapter('AccessToken').upsert(token, { jti: token }, 60);
+        throw new Error('the request failed later');
+      }),
+    ).rejects.toThrow('the request failed later');
+    expect(await stored('AccessToken', token)).toMatchObject({ id: token });
+  });
+
+  test('a row handed out twice in a request is a copy each time: changing one changes nothing stored', async () => {
+    const adapter = knexAdapterFactory();
+    const session = id();
+    await adapter('Session').upsert(session, { jti: session, uid: id(), authorizations: { app: { grantId: 'g' } } }, 60);
+    await inOneRequest(async () => {
+      const first = (await adapter('Session').find(session)) as { authorizations: Record<string, unknown> };
+      first.authorizations.other = { grantId: 'x' };
+      expect(await adapter('Session').find(session)).toMatchObject({ authorizations: { app: { grantId: 'g' } } });
+      expect((await adapter('Session').find(session))?.authorizations).not.toHaveProperty('other');
+    });
   });
 });
