@@ -69,7 +69,12 @@ export function requestRowsScope(queries: Queries): Middleware {
       try {
         await next();
       } finally {
-        await unit.flush();
+        await unit.flush().catch((error: unknown) => {
+          // What the response was to carry (a session's cookie, a redirect onward) names rows that were not stored.
+          ctx.remove('set-cookie');
+          ctx.remove('location');
+          throw error;
+        });
       }
     });
   };

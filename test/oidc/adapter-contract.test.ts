@@ -26,9 +26,9 @@ function knexAdapterFactory(clock: Clock = systemClock) {
 }
 
 /** Runs `work` as one request does: oidc-provider's rows read once, its writes sent together at the end. */
-const inOneRequest = <T>(work: () => Promise<T>): Promise<T> => {
+const inOneRequest = <T>(work: () => Promise<T>, ctx = {} as Context): Promise<T> => {
   let result: T;
-  return requestRowsScope(createQueries(database.db))({} as Context, async () => {
+  return requestRowsScope(createQueries(database.db))(ctx, async () => {
     result = await work();
   }).then(() => result);
 };
@@ -244,6 +244,18 @@ describe('knex adapter within one request', () => {
       }),
     ).rejects.toThrow('the request failed later');
     expect(await stored('AccessToken', token)).toMatchObject({ id: token });
+  });
+
+  test('writes that cannot be stored fail the request, and its response loses the cookie and redirect naming them', async () => {
+    const adapter = knexAdapterFactory();
+    const removed: string[] = [];
+    const ctx = { remove: (header: string) => removed.push(header) } as unknown as Context;
+    const session = id();
+    // PostgreSQL's jsonb refuses a NUL character: the write fails only when the request ends.
+    const writing = inOneRequest(() => adapter('Session').upsert(session, { jti: session, uid: id(), accountId: 'a\u0000' }, 60), ctx);
+    await expect(writing).rejects.toThrow();
+    expect(removed).toEqual(['set-cookie', 'location']);
+    expect(await stored('Session', session)).toBeUndefined();
   });
 
   test('a row handed out twice in a request is a copy each time: changing one changes nothing stored', async () => {
