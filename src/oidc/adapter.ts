@@ -88,7 +88,9 @@ export function accountReadInRequest(accountId: string): { known: false } | { kn
 
 /** A row this request read with its own query (an interaction beside its sign-in): oidc-provider's read is then spared. */
 export function rememberReadInRequest(model: string, id: string, stored: StoredModel | undefined) {
-  requestRows.getStore()?.remember(model, id, stored);
+  const unit = requestRows.getStore();
+  // A row this request has changed is newer than anything read beside the adapter.
+  if (unit && !unit.pending.has(keyOf(model, id))) unit.remember(model, id, stored);
 }
 
 /**
