@@ -63,6 +63,26 @@ const FIND_WITH_RELATED = (column: 'id' | 'uid') => `
   where m.model = :model and m.${column} = :value and ${liveSql('m')}
   limit 1`;
 
+const APPLY_WRITES = `
+  with gone as (
+    delete from oidc_model_instances where (model, id) in (select * from unnest(cast(? as text[]), cast(? as text[])))
+    returning model
+  ), batch as (
+    select * from jsonb_to_recordset(cast(? as jsonb)) as r(model text, id text, payload jsonb, grant_id text,
+      user_code text, uid text, expires_at timestamptz, ip text, user_agent text, seen_at timestamptz)
+  ), used as (
+    select count(*) as interactions_gone from gone where model = 'Interaction'
+  ), stored as (
+    insert into oidc_model_instances (model, id, payload, grant_id, user_code, uid, expires_at, ip, user_agent, seen_at)
+    select batch.* from batch, used where used.interactions_gone = ?
+    on conflict (model, id) do update set payload = excluded.payload, grant_id = excluded.grant_id,
+      user_code = excluded.user_code, uid = excluded.uid, expires_at = excluded.expires_at,
+      ip = coalesce(excluded.ip, oidc_model_instances.ip), user_agent = coalesce(excluded.user_agent, oidc_model_instances.user_agent),
+      seen_at = coalesce(excluded.seen_at, oidc_model_instances.seen_at)
+    returning 1
+  )
+  select used.interactions_gone, (select count(*) from stored) as stored from used`;
+
 /** Splits a row read with joined tables' columns (`m__payload`) into one object per prefix; bare columns go to ''. */
 function splitJoined(row: Record<string, unknown>): Record<string, Record<string, unknown>> {
   const parts: Record<string, Record<string, unknown>> = { '': {} };
@@ -133,20 +153,22 @@ export function createOidcModelQueries(db: Database) {
       };
     },
     /**
-     * Several writes in one statement: the deletes in a data-modifying CTE, the rows in one multi-row upsert. A row
-     * saved without its browser (no request, or not a session) keeps the browser stored before.
+     * Several writes in one statement: the deletes, then the rows in one multi-row upsert. An interaction is used
+     * once: when this request deletes one that is already gone (another request resumed it first), nothing else is
+     * stored and the answer is false. A row saved without its browser (not a session) keeps the browser stored before.
      */
-    apply: async (writes: readonly ModelWrite[]) => {
-      const deletes = writes.filter((w) => w.kind === 'destroy').map((w) => [w.model, w.id]);
+    apply: async (writes: readonly ModelWrite[]): Promise<boolean> => {
+      const deletes = writes.flatMap((w) => (w.kind === 'destroy' ? [w] : []));
       const upserts = writes.flatMap((w) => (w.kind === 'upsert' ? [w] : []));
-      const deleting = deletes.length ? rows().whereIn(['model', 'id'], deletes).delete() : undefined;
-      if (!upserts.length) return deleting && void (await deleting);
-      const upserting = rows()
-        .insert(
+      const interactions = deletes.filter((w) => w.model === 'Interaction').length;
+      const result = (await db.raw(APPLY_WRITES, [
+        deletes.map((w) => w.model),
+        deletes.map((w) => w.id),
+        JSON.stringify(
           upserts.map((w) => ({
             model: w.model,
             id: w.id,
-            payload: JSON.stringify(w.payload) as unknown as Record<string, unknown>,
+            payload: w.payload,
             grant_id: typeof w.payload.grantId === 'string' ? w.payload.grantId : null,
             user_code: typeof w.payload.userCode === 'string' ? w.payload.userCode : null,
             uid: typeof w.payload.uid === 'string' ? w.payload.uid : null,
@@ -155,19 +177,10 @@ export function createOidcModelQueries(db: Database) {
             user_agent: w.device?.userAgent ?? null,
             seen_at: w.device?.at ?? null,
           })),
-        )
-        .onConflict(['model', 'id'])
-        .merge({
-          payload: db.raw('excluded.payload'),
-          grant_id: db.raw('excluded.grant_id'),
-          user_code: db.raw('excluded.user_code'),
-          uid: db.raw('excluded.uid'),
-          expires_at: db.raw('excluded.expires_at'),
-          ip: db.raw('coalesce(excluded.ip, oidc_model_instances.ip)'),
-          user_agent: db.raw('coalesce(excluded.user_agent, oidc_model_instances.user_agent)'),
-          seen_at: db.raw('coalesce(excluded.seen_at, oidc_model_instances.seen_at)'),
-        } as unknown as Partial<ModelRow>);
-      await (deleting ? db.raw('with gone as (?) ?', [deleting, upserting]) : upserting);
+        ),
+        interactions,
+      ])) as { rows: Array<{ interactions_gone: string | number }> };
+      return Number(result.rows[0]!.interactions_gone) === interactions;
     },
     findBy: (model: string, column: 'uid' | 'user_code', value: string, now: Date) =>
       findLive({ model, [column]: value }, now),

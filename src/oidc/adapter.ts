@@ -37,7 +37,9 @@ class RequestRows {
     if (!this.pending.size) return;
     const writes = [...this.pending.values()];
     this.pending.clear();
-    await orUnavailable(this.queries.oidcModels.apply(writes));
+    // Two resumes of one interaction (a double click, a replayed redirect) both read it; only the one whose
+    // delete lands stores a session and code, the other fails as if it had come second.
+    if (!(await orUnavailable(this.queries.oidcModels.apply(writes)))) throw new errors.SessionNotFound('interaction session not found');
   }
 
   remember(model: string, id: string, stored: StoredModel | undefined) {

@@ -90,6 +90,25 @@ describe('one person per sign-in', () => {
   });
 });
 
+describe('one sign-in, one result', () => {
+  test('a sign-in resumed twice at once (a double click, a replayed redirect) gives out one authorization code', async () => {
+    const user = await aUser(server.latchkey);
+    const client = await aClient(server.latchkey, { first_party: true });
+    const firstParty = await relyingParty(server.url, client.clientId, client.clientSecret);
+    for (let round = 0; round < 5; round++) {
+      const login = await startLogin(firstParty, { prompt: '' });
+      const posted = await post(login, login.page, '/login', { email: user.email, password: user.password });
+      expect(posted.status).toBe(303);
+      const resume = new URL(posted.headers.get('location')!, server.url).toString();
+      const answers = await Promise.all([login.agent.request(resume), login.agent.request(resume)]);
+      const codes = answers.map((a) => a.headers.get('location') ?? '').filter((location) => location.includes('code='));
+      expect(codes).toHaveLength(1);
+      expect(answers.map((a) => a.status).sort()).toEqual([303, 400]);
+      await completeLogin(firstParty, login, new URL(codes[0]!, server.url).toString());
+    }
+  });
+});
+
 describe('enrolment at sign-in needs more than the password (mail configured)', () => {
   test('the first factor is bound only after a code sent to the account’s inbox, and wrong codes count', async () => {
     const user = await aUser(mailed.latchkey);
