@@ -63,6 +63,13 @@ const FIND_WITH_RELATED = (column: 'id' | 'uid') => `
   where m.model = :model and m.${column} = :value and ${liveSql('m')}
   limit 1`;
 
+const CONSUME = `
+  with spent as (
+    update oidc_model_instances set consumed_at = ? where model = ? and id = ? and consumed_at is null returning account_id
+  )
+  select u.*, spent.account_id as spent__account_id from spent
+  left join users u on u.id = (case when spent.account_id ~ '${UUID}' then cast(spent.account_id as uuid) end)`;
+
 const APPLY_WRITES = `
   with gone as (
     delete from oidc_model_instances where (model, id) in (select * from unnest(cast(? as text[]), cast(? as text[])))
@@ -184,9 +191,18 @@ export function createOidcModelQueries(db: Database) {
     },
     findBy: (model: string, column: 'uid' | 'user_code', value: string, now: Date) =>
       findLive({ model, [column]: value }, now),
-    /** Marks the row consumed only if nothing consumed it first; returns whether this call did. */
-    consume: async (model: string, id: string, now: Date) =>
-      (await rows().where({ model, id }).whereNull('consumed_at').update({ consumed_at: now })) === 1,
+    /**
+     * Marks the row consumed only if nothing consumed it first (`won`: this call did), and reads its account as it is
+     * at that moment: oidc-provider checks a code's account after spending the code, and an account disabled since
+     * the code was read must fail that check.
+     */
+    consume: async (model: string, id: string, now: Date): Promise<{ won: boolean; accountId: string | null; account?: UserRow }> => {
+      const result = (await db.raw(CONSUME, [now, model, id])) as { rows: Array<Record<string, unknown>> };
+      const row = result.rows[0];
+      if (!row) return { won: false, accountId: null };
+      const { '': user = {}, spent = {} } = splitJoined(row);
+      return { won: true, accountId: (spent.account_id as string | null) ?? null, account: user.id ? (user as unknown as UserRow) : undefined };
+    },
     destroy: (model: string, id: string) => rows().where({ model, id }).delete(),
     revokeByGrantId: (grantId: string) => rows().where({ grant_id: grantId }).delete(),
     /** A user's live sign-in sessions, newest first. */

@@ -4,6 +4,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import type { Queries } from '../db/index.js';
 import type { FoundWithRelated, ModelWrite, StoredModel } from '../db/oidc-models.js';
+import { onDeadlockRetry } from '../db/throttle.js';
 import type { UserRow } from '../db/users.js';
 import { orUnavailable } from '../koa-errors.js';
 import type { Clock } from '../security/clock.js';
@@ -33,13 +34,25 @@ class RequestRows {
 
   constructor(private readonly queries: Queries) {}
 
-  async flush() {
+  private flushing: Promise<void> = Promise.resolve();
+
+  /** Stores the waiting writes; one flush at a time, so a flush returns only once every write before it is stored. */
+  flush(): Promise<void> {
+    const run = this.flushing.then(() => this.write());
+    this.flushing = run.catch(() => undefined);
+    return run;
+  }
+
+  private async write() {
     if (!this.pending.size) return;
     const writes = [...this.pending.values()];
     this.pending.clear();
+    // One statement locks several rows; one that deadlocks with a sign-out's deletes was rolled back whole and is
+    // sent again.
+    const applied = await orUnavailable(onDeadlockRetry(() => this.queries.oidcModels.apply(writes)));
     // Two resumes of one interaction (a double click, a replayed redirect) both read it; only the one whose
     // delete lands stores a session and code, the other fails as if it had come second.
-    if (!(await orUnavailable(this.queries.oidcModels.apply(writes)))) throw new errors.SessionNotFound('interaction session not found');
+    if (!applied) throw new errors.SessionNotFound('interaction session not found');
   }
 
   remember(model: string, id: string, stored: StoredModel | undefined) {
@@ -130,9 +143,10 @@ export function createAdapterClass(queries: Queries, clients: ClientStore, clock
         return;
       }
       const key = keyOf(this.name, id);
-      // Only codes and refresh tokens are ever consumed, and oidc-provider never saves one again once it is.
-      unit.remember(this.name, id, { payload: { ...payload }, consumedAt: unit.rows.get(key)?.consumedAt ?? null });
-      unit.pending.set(key, { kind: 'upsert', model: this.name, id, payload: { ...payload }, expiresAt, device });
+      // oidc-provider never saves a consumed row again (a code, a refresh token, a pushed request).
+      unit.remember(this.name, id, { payload: structuredClone(payload), consumedAt: unit.rows.get(key)?.consumedAt ?? null });
+      // A copy as it is now: a change to the model after its save is not stored, as it would not have been before.
+      unit.pending.set(key, { kind: 'upsert', model: this.name, id, payload: structuredClone(payload) as Record<string, unknown>, expiresAt, device });
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
@@ -155,10 +169,12 @@ export function createAdapterClass(queries: Queries, clients: ClientStore, clock
       // Two requests racing with the same code or refresh token both read it unconsumed; only the one whose
       // update lands may go on, the other fails as an ordinary invalid_grant.
       const now = clock.now();
-      const won = await orUnavailable(queries.oidcModels.consume(this.name, id, now));
-      if (!won) throw new errors.InvalidGrant('grant request is invalid');
+      const spent = await orUnavailable(queries.oidcModels.consume(this.name, id, now));
+      if (!spent.won) throw new errors.InvalidGrant('grant request is invalid');
       const known = unit?.rows.get(keyOf(this.name, id));
       if (known) known.consumedAt = now;
+      // The account as the spend found it, for oidc-provider's account check after it (a disable since counts).
+      if (unit && spent.accountId) unit.accounts.set(spent.accountId, spent.account);
     }
 
     async destroy(id: string): Promise<void> {
