@@ -190,7 +190,7 @@ export async function createLatchkey(options: LatchkeyOptions) {
       await next();
     }
   });
-  const passwordLogin = { queries, hasher, throttle, settings };
+  const passwordLogin = { queries, hasher, throttle, settings, webPinMinLength: config.mfa.pinWebMinLength };
   const consoleSession = createConsoleSession({ providers, queries, mfa, issuer: config.issuer });
   app.use(async (ctx, next) => (ctx.path === CONSOLE_CALLBACK_PATH ? consoleSession.callback(ctx, next) : next()));
   const rememberedDevices = createRememberedDevices({ queries, box, clock, settings, issuer: config.issuer, reserveAttempt: mfa.reserveAttempt });

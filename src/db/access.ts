@@ -188,8 +188,11 @@ export function createDecisionWriter(db: Database, writers: number) {
  * code, typed alone at keypads in view of anyone.
  */
 const SHARED = `exists (select 1 from access_codes o where o.code_lookup = a.code_lookup and o.id <> a.id and (o.user_id <> a.user_id or o.kind = 'entry'))`;
-/** An MFA code its owner opted in to use on the web, long enough, and theirs alone (one parameter: the length). */
-const WEB_PIN = `a.kind = 'mfa' and a.web_enabled_at is not null and a.length >= ? and not ${SHARED}`;
+/** An MFA code its owner opted in to use on the web, long enough (`minLength`, SQL), and theirs alone. */
+const webPin = (minLength: string) => `a.kind = 'mfa' and a.web_enabled_at is not null and a.length >= ${minLength} and not ${SHARED}`;
+const WEB_PIN = webPin('?');
+/** When `userId`'s (an SQL expression) usable web PIN was opted in, or null: for a statement that reads it beside others. */
+export const webPinSinceSql = (userId: string, minLength: string) => `(select a.web_enabled_at from access_codes a where a.user_id = ${userId} and ${webPin(minLength)} limit 1)`;
 
 // Writers in flight at once: a new batch can start while the last one's flush is under way, and the rest of the pool
 // stays free for the keypad's reservations.
@@ -373,7 +376,7 @@ export function createAccessQueries(db: Database) {
     // The web PIN: on the sign-in's hot path, so each question is one statement.
     /** When the user's usable web PIN was opted in, or undefined without one. */
     webPinSince: async (userId: string, minLength: number) =>
-      ((await db.raw(`select a.web_enabled_at from access_codes a where a.user_id = ? and ${WEB_PIN} limit 1`, [userId, minLength])).rows[0] as { web_enabled_at: Date } | undefined)?.web_enabled_at,
+      ((await db.raw(`select ${webPinSinceSql('?', '?')} as web_enabled_at`, [userId, minLength])).rows[0] as { web_enabled_at: Date | null }).web_enabled_at ?? undefined,
     findWebPin: async (userId: string, lookup: string, minLength: number) =>
       (await db.raw(`select a.id from access_codes a where a.user_id = ? and a.code_lookup = ? and ${WEB_PIN} limit 1`, [userId, lookup, minLength])).rows[0] as
         | { id: string }

@@ -43,26 +43,38 @@ export interface AuditStatement {
 
 export function createAuditQueries(db: Database, onEvent?: (event: AuditEvent) => void) {
   const events = () => db<AuditRow>('audit_events');
-  const insertOf = (event: AuditEvent) =>
-    events().insert({
-      action: event.action,
-      outcome: event.outcome,
-      actor_id: event.actorId ?? null,
-      subject_id: event.subjectId ?? null,
-      client_id: event.clientId ?? null,
-      ip: event.ip ?? null,
-      user_agent: event.userAgent?.slice(0, 512) ?? null,
-      details: JSON.stringify(event.details ?? {}) as unknown as Record<string, unknown>,
-      ...(event.occurredAt ? { occurred_at: event.occurredAt } : {}),
-    });
+  const columnsOf = (event: AuditEvent) => ({
+    action: event.action,
+    outcome: event.outcome,
+    actor_id: event.actorId ?? null,
+    subject_id: event.subjectId ?? null,
+    client_id: event.clientId ?? null,
+    ip: event.ip ?? null,
+    user_agent: event.userAgent?.slice(0, 512) ?? null,
+    details: JSON.stringify(event.details ?? {}) as unknown as Record<string, unknown>,
+  });
+  // Each column's type, for an insert whose values come from a SELECT (they are not inferred there).
+  const TYPES: Record<keyof ReturnType<typeof columnsOf>, string> = {
+    action: 'text', outcome: 'text', actor_id: 'uuid', subject_id: 'uuid', client_id: 'text', ip: 'text', user_agent: 'text', details: 'jsonb',
+  };
+  const insertOf = (event: AuditEvent) => events().insert({ ...columnsOf(event), ...(event.occurredAt ? { occurred_at: event.occurredAt } : {}) });
   return {
     insert: async (event: AuditEvent) => {
       await insertOf(event);
       onEvent?.(event);
     },
-    statement: (event: AuditEvent): AuditStatement => {
-      const { sql, bindings } = insertOf(event).toSQL();
-      return { sql, bindings, recorded: () => onEvent?.(event) };
+    /** `guard`, when given: an SQL condition the entry is written under (it tells of something that may not happen). */
+    statement: (event: AuditEvent, guard?: string): AuditStatement => {
+      const recorded = () => onEvent?.(event);
+      if (!guard) return { ...insertOf(event).toSQL(), recorded };
+      // INSERT … SELECT, not VALUES, to carry the condition.
+      const columns = columnsOf(event);
+      const names = Object.keys(columns) as Array<keyof typeof columns>;
+      return {
+        sql: `insert into audit_events (${names.join(', ')}, occurred_at) select ${names.map((name) => `cast(? as ${TYPES[name]})`).join(', ')}, coalesce(cast(? as timestamptz), now()) where ${guard}`,
+        bindings: [...names.map((name) => columns[name] as string | null), event.occurredAt ?? null],
+        recorded,
+      };
     },
     /**
      * Newest first, in id order (ids only grow), so `before` is a stable cursor. `userId` matches the user acted on

@@ -81,6 +81,13 @@ export function createPasskeyQueries(db: Database) {
       /** Takes the challenge if it is the binding's current one and still fresh: true for one request only. */
       take: async (binding: string, challenge: string, now: Date) =>
         (await db('webauthn_challenges').where({ binding, challenge }).where('expires_at', '>', now).delete()) === 1,
+      /**
+       * Records a challenge that was never stored (the login page's sealed one) as answered: true for the first answer
+       * only. The record lives as long as the challenge could still be answered, under a binding no issued challenge
+       * uses, and goes with the expired ones.
+       */
+      spend: async (binding: string, challenge: string, expiresAt: Date) =>
+        (await db('webauthn_challenges').insert({ binding: `spent:${binding}:${challenge}`, challenge, expires_at: expiresAt }).onConflict('binding').ignore().returning('binding')).length === 1,
       purgeExpired: (now: Date) => db('webauthn_challenges').where('expires_at', '<=', now).delete(),
     },
   };

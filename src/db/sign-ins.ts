@@ -1,6 +1,8 @@
 import type { StoredStep } from '../interactions/sign-in-flow.js';
 import type { Database } from './connect.js';
+import { confirmedFactorsJson, factorRowsOf, type UserFactors } from './factors.js';
 import type { StoredModel } from './oidc-models.js';
+import type { JoiningWrite, ReservationBeside } from './throttle.js';
 import type { UserRow } from './users.js';
 
 /** One sign-in past its password, bound to oidc-provider's interaction and to one user for its whole life. */
@@ -20,6 +22,8 @@ export interface SignInRow {
   phishing_resistant: boolean;
   expires_at: Date;
 }
+
+export type NewSignIn = Pick<SignInRow, 'interaction_uid' | 'user_id' | 'step' | 'password_verified_at' | 'pin_accepted' | 'phishing_resistant' | 'expires_at'>;
 
 export type SignInPatch = Partial<Pick<SignInRow, 'pending_factor_id' | 'verified_amr' | 'email_code_hash' | 'email_code_expires_at'>>;
 
@@ -60,6 +64,9 @@ const jsonb = (patch: SignInPatch) =>
  */
 export function createSignInQueries(db: Database) {
   const rows = () => db<SignInRow>('login_progress');
+  const claimOf = (row: NewSignIn) => rows().insert({ ...row, mfa_failures: 0 }).onConflict('interaction_uid').ignore().returning('interaction_uid');
+  const advanceOf = (uid: string, userId: string, from: StoredStep, to: StoredStep, patch: SignInPatch) =>
+    rows().where({ interaction_uid: uid, user_id: userId, step: from }).update({ ...jsonb(patch), step: to });
   return {
     find: (uid: string, now: Date) => rows().where({ interaction_uid: uid }).where('expires_at', '>', now).first(),
     /** The sign-in with its user's row, read in one statement (undefined user: the account is gone). */
@@ -95,10 +102,20 @@ export function createSignInQueries(db: Database) {
       };
     },
     /** Binds the interaction to its user, once: false when it is already bound (to anyone). */
-    claim: async (row: Pick<SignInRow, 'interaction_uid' | 'user_id' | 'step' | 'password_verified_at' | 'pin_accepted' | 'phishing_resistant' | 'expires_at'>) =>
-      (await rows().insert({ ...row, mfa_failures: 0 }).onConflict('interaction_uid').ignore().returning('interaction_uid')).length === 1,
+    claim: async (row: NewSignIn) => (await claimOf(row)).length === 1,
+    /** `claim`, as a write joining another statement (it writes its row, or none where the sign-in is bound). */
+    claimWrite: (row: NewSignIn): JoiningWrite => (guard) => {
+      if (guard) throw new Error('a claim is not written under a condition');
+      return claimOf(row).toSQL();
+    },
     advance: async (uid: string, userId: string, from: StoredStep, to: StoredStep, patch: SignInPatch = {}) =>
-      (await rows().where({ interaction_uid: uid, user_id: userId, step: from }).update({ ...jsonb(patch), step: to })) === 1,
+      (await advanceOf(uid, userId, from, to, patch)) === 1,
+    /** `advance`, as a write joining another statement: one row where the sign-in moved. */
+    advanceWrite: (uid: string, userId: string, from: StoredStep, to: StoredStep): JoiningWrite => (guard) => {
+      const query = rows().where({ interaction_uid: uid, user_id: userId, step: from });
+      if (guard) query.whereRaw(guard);
+      return query.update({ step: to }).returning('interaction_uid').toSQL();
+    },
     /** Stores data for the current step without leaving it (the pending authenticator, a fresh emailed code). */
     update: async (uid: string, userId: string, step: StoredStep, patch: SignInPatch) =>
       (await rows().where({ interaction_uid: uid, user_id: userId, step }).update(jsonb(patch))) === 1,
@@ -120,6 +137,22 @@ export function createSignInQueries(db: Database) {
         .returning('mfa_failures');
       return row ? Number((row as { mfa_failures: number }).mfa_failures) : undefined;
     },
+    /**
+     * `reserveFailure` as the gate of a reservation on the account's counters (`ThrottleQueries.reserveBeside`): they
+     * are counted only where the sign-in had a try left, all in one statement; the user's confirmed factors are read
+     * beside them. `tryOf` reads the result.
+     */
+    tryBeside: (uid: string, userId: string, step: StoredStep, limit: number): ReservationBeside => ({
+      gate: {
+        name: 'try',
+        sql: `update login_progress set mfa_failures = mfa_failures + 1
+              where interaction_uid = :tryUid and user_id = :tryUser and step = :tryStep and mfa_failures < :tryLimit returning mfa_failures`,
+      },
+      columns: `(select mfa_failures from try) as failures__, ${confirmedFactorsJson('cast(:tryUser as uuid)')} as factors__`,
+      bindings: { tryUid: uid, tryUser: userId, tryStep: step, tryLimit: limit },
+    }),
+    tryOf: (row: Record<string, unknown>): { failures: number; factors: UserFactors } | undefined =>
+      row.failures__ === null || row.failures__ === undefined ? undefined : { failures: Number(row.failures__), factors: { confirmed: factorRowsOf(row.factors__) } },
     purgeExpired: (now: Date) => rows().where('expires_at', '<=', now).delete(),
     /** Ends every unfinished sign-in of the user (their password was just replaced): how many there were. */
     endAllOf: (userId: string) => rows().where({ user_id: userId }).whereNot({ step: 'finished' }).update({ step: 'finished' }),

@@ -1,5 +1,8 @@
 import { canonicalEmail } from '../security/email.js';
+import { webPinSinceSql } from './access.js';
 import type { Database } from './connect.js';
+import { confirmedFactorsJson, factorRowsOf, type UserFactors } from './factors.js';
+import type { ReservationBeside } from './throttle.js';
 
 export interface UserRow {
   id: string;
@@ -26,6 +29,27 @@ export interface NewUser {
   locale?: string | null;
   emailVerified?: boolean;
   mustChangePassword?: boolean;
+}
+
+const FACTORS = 'factors__';
+const WEB_PIN_SINCE = 'web_pin_since__';
+
+/**
+ * The user a password is typed for, read in the statement that reserves the attempt (`ThrottleQueries.reserveBeside`),
+ * with what the sign-in's policy needs of them next: their confirmed factors, and (given the door side's minimum
+ * length) their usable web PIN. One row always; the user's columns are null where no account has that email.
+ */
+export const signInReadBeside = (email: string, webPinMinLength?: number): ReservationBeside => ({
+  columns: `u.*, ${confirmedFactorsJson('u.id')} as ${FACTORS}${webPinMinLength === undefined ? '' : `, ${webPinSinceSql('u.id', ':webPinMinLength')} as ${WEB_PIN_SINCE}`}`,
+  from: 'from (select 1) as one left join users u on u.email = :email',
+  bindings: { email: canonicalEmail(email), ...(webPinMinLength === undefined ? {} : { webPinMinLength }) },
+});
+
+/** What `signInReadBeside` read, from the reservation's row (whose counters' columns are not the user's). */
+export function signInReadOf(row: Record<string, unknown>): { user: UserRow; factors: UserFactors } | undefined {
+  if (row.id === null || row.id === undefined) return undefined;
+  const user = Object.fromEntries(Object.entries(row).filter(([key]) => !/^c\d+$/.test(key) && key !== FACTORS && key !== WEB_PIN_SINCE)) as unknown as UserRow;
+  return { user, factors: { confirmed: factorRowsOf(row[FACTORS]), webPinSince: row[WEB_PIN_SINCE] as Date | null | undefined } };
 }
 
 export function createUserQueries(db: Database) {

@@ -5,6 +5,8 @@ import QRCode from 'qrcode';
 import { z } from 'zod';
 import type { Queries } from '../db/index.js';
 import type { SignInRow } from '../db/sign-ins.js';
+import type { UserFactors } from '../db/factors.js';
+import type { JoiningWrite } from '../db/throttle.js';
 import { passwordFormError } from '../account/password-errors.js';
 import { CONSOLE_CLIENT_ID } from '../oidc/console-client.js';
 import type { UserRow } from '../db/users.js';
@@ -12,7 +14,7 @@ import { AppError } from '../errors.js';
 import { pickLocale, type Locale } from '../i18n.js';
 import type { BypassCodes } from '../mfa/bypass-codes.js';
 import { acrFor, type MfaDecision, satisfies } from '../mfa/policy.js';
-import { type Method, type MfaService, RECOVERY_METHOD_ID } from '../mfa/service.js';
+import { type Method, type MfaService, RECOVERY_METHOD_ID, type SignInTry } from '../mfa/service.js';
 import { rememberConsent } from '../oidc/consents.js';
 import { rememberReadInRequest, requestRowsScope } from '../oidc/adapter.js';
 import type { ProviderHolder } from '../oidc/provider-holder.js';
@@ -23,7 +25,7 @@ import { parseBody } from '../security/koa-body.js';
 import { csrf } from '../security/koa-csrf.js';
 import type { Throttle } from '../security/throttle.js';
 import type { EmailConfirmation } from './email-confirmation.js';
-import { authenticateWithPassword, loginFormSchema, type PasswordLoginDeps } from './password-login.js';
+import { checkPassword, loginFormSchema, type PasswordLoginDeps } from './password-login.js';
 import type { RememberedDevices } from '../mfa/remembered-device/index.js';
 import { createRememberedDeviceRoutes, rememberKeyField, type SecondStepFlow } from './remembered-device.js';
 import { accepts, afterPassword, MAX_FAILURES_PER_SIGN_IN, type SecondStep, type SignInAction, type SignInStep, type StoredStep } from './sign-in-flow.js';
@@ -184,8 +186,8 @@ export function createInteractionRouter(deps: InteractionDeps) {
    * after a password verified in this very sign-in: a session stepping up brings no password.
    */
   const bypassAnswers = (row: SignInRow) => !row.pin_accepted && !row.phishing_resistant && row.password_verified_at !== null;
-  const decide = (user: UserRow, d: Awaited<ReturnType<typeof details>>) =>
-    mfa.decide(user, { requireMfa: d.clientRequiresMfa, requirePhishingResistant: d.clientRequiresPhishingResistant }, d.acrValues);
+  const decide = (user: UserRow, d: Awaited<ReturnType<typeof details>>, known?: UserFactors) =>
+    mfa.decide(user, { requireMfa: d.clientRequiresMfa, requirePhishingResistant: d.clientRequiresPhishingResistant }, d.acrValues, {}, known);
   /**
    * The language of codes and notices sent for a sign-in: the app's ui_locales, else the account's, and only then the
    * browser's (the page's own language follows the browser; a message may be read on another device).
@@ -233,6 +235,13 @@ export function createInteractionRouter(deps: InteractionDeps) {
   const reserveTry = async (ctx: Context, interaction: Interaction, signIn: BoundSignIn) => {
     const failures = await queries.signIns.reserveFailure(signIn.row.interaction_uid, signIn.user.id, signIn.row.step, MAX_FAILURES_PER_SIGN_IN);
     if (failures !== undefined) return failures;
+    await endSignIn(ctx, interaction, signIn);
+    return undefined;
+  };
+  /** `reserveTry` for a code's check: the account's guess is taken in the same statement (see MfaService). */
+  const reserveTryAndGuess = async (ctx: Context, interaction: Interaction, signIn: BoundSignIn) => {
+    const tried = await mfa.reserveSignInTry(signIn.user, { interactionUid: signIn.row.interaction_uid, step: signIn.row.step, limit: MAX_FAILURES_PER_SIGN_IN });
+    if (tried) return tried;
     await endSignIn(ctx, interaction, signIn);
     return undefined;
   };
@@ -413,7 +422,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
     const email = typeof body?.email === 'string' ? body.email : '';
     if (!form.success) return renderLogin(ctx, locale, { clientName, email, error: 'login.error.missing' }, 400);
     const clientId = String(interaction.params.client_id);
-    const outcome = await authenticateWithPassword(deps.passwordLogin, { ...form.data, ip: ctx.ip, userAgent: ctx.get('user-agent'), clientId });
+    const outcome = await checkPassword(deps.passwordLogin, { ...form.data, ip: ctx.ip, userAgent: ctx.get('user-agent'), clientId });
     if (!outcome.ok) {
       const throttled = outcome.reason === 'throttled';
       if (throttled) ctx.set('retry-after', String(outcome.retryAfterSeconds));
@@ -423,6 +432,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
     // A temporary password (set by an admin) opens no app until the user has chosen their own. The consoles ask on
     // their own page, which every console page sends back to until it is done.
     if (outcome.user.must_change_password && clientId !== CONSOLE_CLIENT_ID) {
+      await outcome.settle();
       const chosen = temporaryPasswordFormSchema.safeParse(ctx.request.body);
       const again = (error?: string, status = 400) => renderLogin(ctx, locale, { clientName, email: form.data.email, mustChange: true, error }, status);
       if (!chosen.success) return again(undefined, 200);
@@ -435,10 +445,11 @@ export function createInteractionRouter(deps: InteractionDeps) {
         return again(refused.message);
       }
     }
-    const decision = await decide(outcome.user, d);
+    const decision = await decide(outcome.user, d, outcome.factors);
     const step = unanswerable(decision) ? 'finished' : afterPassword(secondStep(decision), !!deps.emailConfirmation);
-    // Of two passwords racing into one sign-in, only the first to bind it goes on.
-    const bound = await queries.signIns.claim({ interaction_uid: interaction.uid, user_id: outcome.user.id, step, password_verified_at: clock.now(), pin_accepted: decision.pinAccepted, phishing_resistant: decision.phishingResistant, expires_at: expiresAt() });
+    // Of two passwords racing into one sign-in, only the first to bind it goes on. The attempt is settled (and
+    // audited) in the same statement, whichever wins.
+    const bound = await outcome.settle(queries.signIns.claimWrite({ interaction_uid: interaction.uid, user_id: outcome.user.id, step, password_verified_at: clock.now(), pin_accepted: decision.pinAccepted, phishing_resistant: decision.phishingResistant, expires_at: expiresAt() }));
     if (!bound) throw new AppError(400, 'interaction_step');
     if (unanswerable(decision)) return deny(ctx, interaction, PASSKEY_REQUIRED);
     if (step === 'finished') return finishLogin(ctx, interaction, outcome.user.id, ['pwd']);
@@ -481,18 +492,22 @@ export function createInteractionRouter(deps: InteractionDeps) {
   const answerSecondStep = async (
     ctx: Context,
     action: 'verify_factor' | 'remembered_device',
-    verify: (answer: { signIn: BoundSignIn; actor: ReturnType<typeof actorOf>; failures: number; locale: Locale }) => Promise<{ ok: true; amr: string[] } | { ok: false; locked: boolean; retryAfterSeconds?: number }>,
+    // `moved`: the verification moved the sign-in on itself (`advance`, in its own statement); otherwise it is moved here.
+    verify: (answer: { signIn: BoundSignIn; actor: ReturnType<typeof actorOf>; failures: number; locale: Locale; tried?: SignInTry; advance: JoiningWrite }) => Promise<{ ok: true; amr: string[]; moved?: boolean } | { ok: false; locked: boolean; retryAfterSeconds?: number }>,
     error = 'mfa.error.invalid',
     afterSuccess?: (signIn: BoundSignIn, actor: ReturnType<typeof actorOf>) => Promise<void>,
+    withGuess = false,
   ) => {
     const { interaction, locale, clientName } = await details(ctx, 'login');
     const signIn = await signInFor(ctx, action);
-    const failures = await reserveTry(ctx, interaction, signIn);
+    const tried = withGuess ? await reserveTryAndGuess(ctx, interaction, signIn) : undefined;
+    const failures = withGuess ? tried?.failures : await reserveTry(ctx, interaction, signIn);
     if (failures === undefined) return;
     const actor = actorOf(ctx, signIn.user.id, interaction.params.client_id);
-    const outcome = await verify({ signIn, actor, failures, locale });
+    const advance = queries.signIns.advanceWrite(interaction.uid, signIn.user.id, 'second_factor', 'finished');
+    const outcome = await verify({ signIn, actor, failures, locale, tried, advance });
     if (outcome.ok) {
-      if (!(await queries.signIns.advance(interaction.uid, signIn.user.id, 'second_factor', 'finished'))) throw new AppError(400, 'interaction_step');
+      if (!(outcome.moved ?? (await queries.signIns.advance(interaction.uid, signIn.user.id, 'second_factor', 'finished')))) throw new AppError(400, 'interaction_step');
       await afterSuccess?.(signIn, actor);
       return finishLogin(ctx, interaction, signIn.user.id, outcome.amr);
     }
@@ -511,7 +526,7 @@ export function createInteractionRouter(deps: InteractionDeps) {
     await answerSecondStep(
       ctx,
       'verify_factor',
-      ({ signIn, actor, failures, locale }) =>
+      ({ signIn, actor, failures, locale, tried, advance }) =>
         mfa.verifyAtSignIn(
           signIn.user,
           {
@@ -523,9 +538,11 @@ export function createInteractionRouter(deps: InteractionDeps) {
           },
           { interactionUid: signIn.row.interaction_uid, locale },
           actor,
+          { tried, advance },
         ),
       'mfa.error.invalid',
       (signIn, actor) => remembered.rememberAfterSecondFactor(ctx, signIn, form.data.remember_key, actor),
+      true,
     );
   });
   remembered.register(router, secondStepFlow);

@@ -1,4 +1,5 @@
-import type { FactorRow } from '../db/factors.js';
+import type { FactorRow, UserFactors } from '../db/factors.js';
+import type { StatementPart } from '../db/throttle.js';
 
 /** Every kind of second factor Latchkey knows. */
 export const FACTOR_IDS = ['totp', 'sms', 'email', 'pin', 'passkey'] as const;
@@ -22,6 +23,12 @@ export interface SignInContext {
   locale: 'en' | 'ko';
   /** The whole sign-in rests on this one verification (no password before it): it must prove the user too. */
   passwordless?: boolean;
+  /**
+   * The caller writes the answer's use (a TOTP time step) in its own statement, with what a success changes: a factor
+   * that spends its answer in one conditional write returns it as `use` instead of running it, and the answer counts
+   * only where that write changes its row.
+   */
+  joinUse?: boolean;
 }
 
 /**
@@ -42,7 +49,7 @@ export type FailureReason =
   | 'counter_regressed';
 
 /** `amr`, when given, is what this verification proved, in place of the factor's own value (e.g. `hwk` + `user`). */
-export type VerifyOutcome = { ok: true; amr?: string[] } | { ok: false; reason: FailureReason };
+export type VerifyOutcome = { ok: true; amr?: string[]; use?: StatementPart } | { ok: false; reason: FailureReason };
 
 export type ChallengeOutcome =
   | { sent: true; retryAfterSeconds: number }
@@ -114,6 +121,9 @@ export interface Factor {
   verify(method: Method, code: string, context: SignInContext): Promise<VerifyOutcome>;
   /** How a stored method shows in the UI. */
   describe(record: FactorRow): Method;
-  /** Factors whose methods live elsewhere than user_factors (door PINs) list them themselves. */
-  listOwnMethods?(userId: string): Promise<Method[]>;
+  /**
+   * Factors whose methods live elsewhere than user_factors (door PINs) list them themselves; from `known` where the
+   * request already read them.
+   */
+  listOwnMethods?(userId: string, known?: UserFactors): Promise<Method[]>;
 }

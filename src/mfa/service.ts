@@ -1,10 +1,13 @@
 import type { SettingsStore } from '../config/settings.js';
 import type { AuditEvent } from '../db/audit.js';
+import type { UserFactors } from '../db/factors.js';
 import type { Queries } from '../db/index.js';
 import type { UserRow } from '../db/users.js';
 import type { Notifier } from '../notify/notifier.js';
 import type { Clock } from '../security/clock.js';
-import type { Throttle } from '../security/throttle.js';
+import type { JoiningWrite, StatementPart } from '../db/throttle.js';
+import type { StoredStep } from '../interactions/sign-in-flow.js';
+import type { Throttle, ThrottleReservation, ThrottleRule } from '../security/throttle.js';
 import type { EnrollingUser, Factor, FactorId, Method, SignInContext } from './factor.js';
 import { graceLeft, postponable } from './enrolment-grace.js';
 import { decideMfa, type MfaDecision } from './policy.js';
@@ -36,21 +39,30 @@ export const MAX_FAILURES_PER_SIGN_IN = 5;
 const MAX_CONSECUTIVE_FAILURES = 100;
 export const RECOVERY_METHOD_ID = 'recovery';
 
+/** A sign-in's try and the account's guess, reserved together, with the user's factors as that statement read them. */
+export interface SignInTry {
+  failures: number;
+  guess: ThrottleReservation;
+  factors: UserFactors;
+}
+
 export const enrollingUser = (user: UserRow): EnrollingUser => ({ id: user.id, email: user.email, locale: user.locale === 'ko' ? 'ko' : 'en' });
 
 export function createMfaService(deps: MfaDeps) {
   const { queries, registry, clock, throttle, notifier, settings } = deps;
 
   const throttleKeys = (userId: string) => ({ recent: `mfa:user:${userId}`, consecutive: `mfa:consecutive:${userId}` });
-  /** One second-factor guess on the account, taken before the code is checked. */
-  const reserveAttempt = async (userId: string) => {
+  /** The account's limits on second-factor guesses. */
+  const attemptRules = async (userId: string): Promise<ThrottleRule[]> => {
     const keys = throttleKeys(userId);
     const limit = (await settings.read('lockout')).value.mfa_account_failures;
-    return throttle.reserve([
+    return [
       { key: keys.recent, limit, windowSeconds: 900, baseLockSeconds: 30, onSuccess: 'reset' },
       { key: keys.consecutive, limit: MAX_CONSECUTIVE_FAILURES, windowSeconds: 10 * 365 * 86400, baseLockSeconds: 10 * 365 * 86400, onSuccess: 'reset' },
-    ]);
+    ];
   };
+  /** One second-factor guess on the account, taken before the code is checked. */
+  const reserveAttempt = async (userId: string) => throttle.reserve(await attemptRules(userId));
   const event = (action: string, outcome: 'success' | 'failure' | 'denied', subjectId: string | undefined, actor: Partial<Actor>, details: Record<string, unknown> = {}): AuditEvent =>
     ({ action, outcome, subjectId, actorId: actor.actorId, ip: actor.ip, userAgent: actor.userAgent, clientId: actor.clientId, details });
   const audit = (...args: Parameters<typeof event>) => queries.audit.insert(event(...args));
@@ -61,8 +73,8 @@ export function createMfaService(deps: MfaDeps) {
   }
   /** An admin may switch factors off: their methods then neither sign anyone in nor count as enrolled. */
   const enabledFactors = async () => new Set<string>((await settings.read('factors')).value.enabled);
-  const usableMethods = async (userId: string, preferredId?: string | null, wanted?: (factor: Factor) => boolean) => {
-    const [methods, enabled] = await Promise.all([registry.methodsFor(userId, preferredId, wanted), enabledFactors()]);
+  const usableMethods = async (userId: string, preferredId?: string | null, wanted?: (factor: Factor) => boolean, known?: UserFactors) => {
+    const [methods, enabled] = await Promise.all([registry.methodsFor(userId, preferredId, wanted, known), enabledFactors()]);
     return methods.filter((m) => enabled.has(m.factor));
   };
 
@@ -114,16 +126,17 @@ export function createMfaService(deps: MfaDeps) {
       client: { requireMfa: boolean; requirePhishingResistant?: boolean },
       acrValues?: string,
       reach: { adminRights?: boolean } = {},
+      known?: UserFactors,
     ): Promise<MfaDecision> {
       const [enforced, pinSetting, adminSetting, enabled, enrolledMethods] = await Promise.all([
         readEnforcement(),
         settings.read('door-pin'),
         settings.read('admin-phishing-resistant'),
         enabledFactors(),
-        registry.enrolledMethods(user.id),
+        registry.enrolledMethods(user.id, known),
       ]);
       const enrolled = enrolledMethods.filter((m) => enabled.has(m.factor));
-      const hasWebPin = enrolled.length === 0 && (await registry.issuedMethods(user.id)).some((m) => enabled.has(m.factor));
+      const hasWebPin = enrolled.length === 0 && (await registry.issuedMethods(user.id, undefined, known)).some((m) => enabled.has(m.factor));
       const decision = decideMfa({
         enforced: enforced.value,
         pinSatisfiesEnforcement: pinSetting.value.answers_enforcement,
@@ -153,12 +166,24 @@ export function createMfaService(deps: MfaDeps) {
      * The user's methods, preferred first; for a sign-in (given its decision), only those that answer it: the
      * enrolled factors, or the door PIN where the decision accepts one.
      */
-    methodsFor: async (user: UserRow, signIn?: { pinAccepted: boolean; phishingResistant?: boolean }) =>
+    methodsFor: async (user: UserRow, signIn?: { pinAccepted: boolean; phishingResistant?: boolean }, known?: UserFactors) =>
       usableMethods(
         user.id,
         user.preferred_factor_id,
         signIn && ((factor) => signIn.pinAccepted === (factor.category === 'knowledge') && (!signIn.phishingResistant || !!factor.phishingResistant)),
+        known,
       ),
+
+    /**
+     * One of a sign-in's tries (`signInTry`, the sign-in's own limit) and one guess on the account's limits, taken in
+     * one statement before a code is checked; the user's factors are read in it too, for `verifyAtSignIn`. Undefined
+     * when the sign-in has no try left (then the account's limits are not touched).
+     */
+    async reserveSignInTry(user: UserRow, signInTry: { interactionUid: string; step: StoredStep; limit: number }): Promise<SignInTry | undefined> {
+      const { reservation, row } = await throttle.reserveBeside(await attemptRules(user.id), queries.signIns.tryBeside(signInTry.interactionUid, user.id, signInTry.step, signInTry.limit));
+      const tried = queries.signIns.tryOf(row);
+      return tried && reservation && { ...tried, guess: reservation };
+    },
     enabledFactors,
 
     /**
@@ -171,8 +196,9 @@ export function createMfaService(deps: MfaDeps) {
       input: { methodId: string; code: string; pinAccepted: boolean; phishingResistant?: boolean; firstFailureAfterPassword: boolean },
       context: SignInContext,
       actor: Actor,
-    ): Promise<{ ok: true; amr: string[]; methodId: string } | { ok: false; locked: boolean; retryAfterSeconds?: number }> {
-      const reservation = await reserveAttempt(user.id);
+      signIn: { tried?: SignInTry; advance?: JoiningWrite } = {},
+    ): Promise<{ ok: true; amr: string[]; methodId: string; moved?: boolean } | { ok: false; locked: boolean; retryAfterSeconds?: number }> {
+      const reservation = signIn.tried?.guess ?? (await reserveAttempt(user.id));
       if (!reservation.allowed) {
         await audit('mfa.verify', 'denied', user.id, actor, { reason: 'throttled', method: input.methodId });
         return { ok: false, locked: true, retryAfterSeconds: reservation.retryAfterSeconds };
@@ -180,32 +206,38 @@ export function createMfaService(deps: MfaDeps) {
 
       let factorId: FactorId | 'recovery' = 'recovery';
       let outcome: { ok: true } | { ok: false; reason: string };
+      let use: StatementPart | undefined;
       let amr: string[] = ['pwd', 'mfa'];
       if (input.methodId === RECOVERY_METHOD_ID) {
         // Recovery codes stand in for an enrolled factor, never for a PIN, and are no phishing-resistant factor.
         const usable = !input.pinAccepted && !input.phishingResistant && (await useRecoveryCode(deps.recovery, user.id, input.code));
         outcome = usable ? { ok: true } : { ok: false, reason: 'wrong_code' };
       } else {
-        const method = (await this.methodsFor(user, input)).find((m) => m.id === input.methodId);
+        const method = (await this.methodsFor(user, input, signIn.tried?.factors)).find((m) => m.id === input.methodId);
         const factor = method && registry.get(method.factor);
         if (!method || !factor) {
           outcome = { ok: false, reason: 'unknown_method' };
         } else {
           factorId = method.factor;
-          const verified = await factor.verify(method, input.code, context);
+          const verified = await factor.verify(method, input.code, { ...context, joinUse: true });
           outcome = verified;
+          use = verified.ok ? verified.use : undefined;
           amr = ['pwd', ...((verified.ok && verified.amr) || [factor.amr]), ...(factor.category === 'possession' ? ['mfa'] : [])];
         }
       }
 
+      // A success spends the answer (`use`: its time step, atomically), settles the account's guess with its audit
+      // entry and moves the sign-in on (`advance`, from the step it was read in), in one statement: where the answer
+      // was spent by another request meanwhile, none of that happens and it is refused as a replay.
+      const settled = outcome.ok && (await reservation.succeeded(event('mfa.verify', 'success', user.id, actor, { factor: factorId, method: input.methodId }), { guard: use, after: signIn.advance && [signIn.advance] }));
+      if (settled && !settled.applied) outcome = { ok: false, reason: 'replayed' };
       if (outcome.ok) {
-        await reservation.succeeded(event('mfa.verify', 'success', user.id, actor, { factor: factorId, method: input.methodId }));
         if (factorId === 'recovery') {
           const left = await queries.recoveryCodes.countUnused(user.id);
           await audit('mfa.recovery_code_used', 'success', user.id, actor, { remaining: left });
           await notifier.notify(user, 'recovery_code_used', { remaining: String(left) });
         }
-        return { ok: true, amr, methodId: input.methodId };
+        return { ok: true, amr, methodId: input.methodId, moved: settled && signIn.advance ? settled.after[0] === 1 : undefined };
       }
 
       await audit('mfa.verify', 'failure', user.id, actor, { factor: factorId, method: input.methodId, reason: outcome.reason });

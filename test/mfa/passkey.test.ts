@@ -167,6 +167,46 @@ describe('passkey verification', () => {
     expect(await factor.verify(identified!, response, context)).toEqual({ ok: false, reason: 'no_user_verification' });
   });
 
+  test("the login page's challenge is stored nowhere, yet answers once, for its own sign-in, within five minutes", async () => {
+    const { method, credential } = await withPasskey();
+    const { db } = server.latchkey.queries;
+    const passwordless = async (context: SignInContext, tweak: (challenge: string) => string = (c) => c) => {
+      const before = await db('webauthn_challenges').count({ n: '*' }).first();
+      const { challenge } = (await factor.ceremony!.passwordless!.options(context)) as { challenge: string };
+      expect(await db('webauthn_challenges').count({ n: '*' }).first()).toEqual(before);
+      return assert(credential, ceremony(tweak(challenge)));
+    };
+    const context = { ...signIn(), passwordless: true };
+    const response = await passwordless(context);
+    expect(await factor.verify(method, response, context)).toEqual({ ok: true, amr: ['hwk', 'user'] });
+    // A replay (the same assertion, or another one over the same challenge) finds it spent.
+    expect(await factor.verify(method, response, context)).toEqual({ ok: false, reason: 'wrong_challenge' });
+    const [challenge] = /"challenge":"([^"]+)"/.exec(Buffer.from(JSON.parse(response).response.clientDataJSON, 'base64url').toString())!.slice(1);
+    expect(await factor.verify(method, assert(credential, ceremony(challenge!), { counter: 99 }), context)).toEqual({ ok: false, reason: 'wrong_challenge' });
+    // Another sign-in's, a changed one, an expired one, and the second step's stored one do not answer.
+    const other = { ...signIn(), passwordless: true };
+    expect(await factor.verify(method, await passwordless(other), context)).toEqual({ ok: false, reason: 'wrong_challenge' });
+    const changed = await passwordless(context, (c) => c.slice(0, -2) + (c.endsWith('AA') ? 'BB' : 'AA'));
+    expect(await factor.verify(method, changed, context)).toEqual({ ok: false, reason: 'wrong_challenge' });
+    const late = await passwordless(context);
+    clock.advance(5 * 60 + 1);
+    expect(await factor.verify(method, late, context)).toEqual({ ok: false, reason: 'wrong_challenge' });
+    const stepTwo = assert(credential, ceremony(await challengeFor(method, context)));
+    expect(await factor.verify(method, stepTwo, context)).toEqual({ ok: false, reason: 'wrong_challenge' });
+    // Nor does the login page's challenge answer the second step.
+    const fromLoginPage = await passwordless(context);
+    expect(await factor.verify(method, fromLoginPage, { ...context, passwordless: false })).toEqual({ ok: false, reason: 'wrong_challenge' });
+  });
+
+  test('concurrent answers over one login page challenge: exactly one is taken', async () => {
+    const { method, credential } = await withPasskey({ backupEligible: true });
+    const context = { ...signIn(), passwordless: true };
+    const { challenge } = (await factor.ceremony!.passwordless!.options(context)) as { challenge: string };
+    const responses = Array.from({ length: 8 }, () => assert(credential, ceremony(challenge), { counter: 0 }));
+    const outcomes = await Promise.all(responses.map((r) => factor.verify(method, r, context)));
+    expect(outcomes.filter((o) => o.ok)).toHaveLength(1);
+  });
+
   test('a key planted in the database without the master key does not verify', async () => {
     const { method, credential, user } = await withPasskey();
     const { db } = server.latchkey.queries;

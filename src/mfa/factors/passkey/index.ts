@@ -24,6 +24,32 @@ export function createPasskeyFactor(deps: FactorDeps, rp: RelyingParty): Factor 
     return options;
   };
   const take = (binding: string) => (challenge: string) => queries.passkeys.challenges.take(binding, challenge, clock.now());
+  /**
+   * The login page's challenge is written nowhere: it is sealed (AES-GCM under the master key, the sign-in's binding
+   * as associated data) around its expiry and a random nonce, so rendering the page costs no write. Only this sign-in
+   * can answer it (another binding does not open it), only until it expires, and only once: the first answer records
+   * it as spent, and a replay finds that record (an insert that fails on conflict).
+   */
+  const sealedContext = (context: SignInContext) => `passkey-challenge:${signInBinding(context)}`;
+  const issueSealed = async (context: SignInContext) => {
+    const expiresAt = clock.now().getTime() + CHALLENGE_SECONDS * 1000;
+    const payload = Buffer.alloc(8 + 16);
+    payload.writeBigUInt64BE(BigInt(expiresAt));
+    crypto.randomFillSync(payload, 8);
+    const [, raw] = box.seal(payload, sealedContext(context)).split('.');
+    return assertionOptions(rp, undefined, Buffer.from(raw!, 'base64url'));
+  };
+  const takeSealed = (context: SignInContext) => async (challenge: string) => {
+    let payload: Buffer;
+    try {
+      payload = box.open(`v1.${challenge}`, sealedContext(context));
+    } catch {
+      return false;
+    }
+    if (payload.length !== 24) return false;
+    const expiresAt = new Date(Number(payload.readBigUInt64BE(0)));
+    return expiresAt > clock.now() && (await queries.passkeys.challenges.spend(signInBinding(context), challenge, expiresAt));
+  };
   const publicKeyOf = (passkey: PasskeyRow) => {
     try {
       return passkey.secret_sealed ? box.open(passkey.secret_sealed, sealContext(passkey, passkey.credential_id)) : undefined;
@@ -54,7 +80,7 @@ export function createPasskeyFactor(deps: FactorDeps, rp: RelyingParty): Factor 
         return issue(signInBinding(context), await assertionOptions(rp, allowed(passkeys)));
       },
       passwordless: {
-        options: async (context) => issue(signInBinding(context), await assertionOptions(rp, undefined)),
+        options: issueSealed,
         async identify(response) {
           const parsed = parseAssertion(response);
           const passkey = parsed && (await queries.passkeys.findByCredentialId(parsed.id));
@@ -114,7 +140,7 @@ export function createPasskeyFactor(deps: FactorDeps, rp: RelyingParty): Factor 
       const outcome = await verifyAssertion(
         response,
         { credentialId: passkey.credential_id, publicKey, signCount: passkey.sign_count, backupEligible: passkey.backup_eligible },
-        { rp, take: take(signInBinding(context)), requireUserVerification: context.passwordless === true },
+        { rp, take: context.passwordless ? takeSealed(context) : take(signInBinding(context)), requireUserVerification: context.passwordless === true },
       );
       if (!outcome.ok) return outcome;
       if (!(await queries.passkeys.recordUse(passkey.id, passkey.sign_count, outcome.signCount, outcome.backedUp, clock.now()))) return { ok: false, reason: 'replayed' };

@@ -242,10 +242,11 @@ export async function registrationOptions(
   });
 }
 
-export async function assertionOptions(rp: RelyingParty, allow: Array<{ credentialId: string; transports: string[] }> | undefined) {
+/** `challenge`: one the caller made (the login page's sealed one); a fresh random one otherwise. */
+export async function assertionOptions(rp: RelyingParty, allow: Array<{ credentialId: string; transports: string[] }> | undefined, challenge: Uint8Array = newChallenge()) {
   return (await webauthn()).generateAuthenticationOptions({
     rpID: rp.id,
-    challenge: newChallenge(),
+    challenge: new Uint8Array(challenge),
     timeout: CHALLENGE_SECONDS * 1000,
     // Passwordless (no list): the authenticator must verify the user, or the sign-in would rest on possession alone.
     userVerification: allow ? 'preferred' : 'required',

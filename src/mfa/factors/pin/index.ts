@@ -26,8 +26,8 @@ export function createPinFactor(pins: DoorPins): Factor {
     amr: 'pin',
     category: 'knowledge',
     describe,
-    listOwnMethods: async (userId) => {
-      const since = await pins.webPinSince(userId);
+    listOwnMethods: async (userId, known) => {
+      const since = known?.webPinSince === undefined ? await pins.webPinSince(userId) : (known.webPinSince ?? undefined);
       return since ? [describe(recordFor(userId, since))] : [];
     },
     async verify(method, code) {

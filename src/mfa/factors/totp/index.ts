@@ -56,11 +56,12 @@ export function createTotpFactor(deps: FactorDeps, params: TotpParameters): Fact
         return { ok: true, method: describe(confirmed!) };
       },
     },
-    async verify(method, code) {
+    async verify(method, code, context) {
       const now = clock.now();
       const check = await verifyTotp(secretOf(method.record), code, { ...params, now, afterStep: method.record.last_used_step });
       if (!check.ok) return check;
       // Two requests with the same code both pass the check above; only one moves the step forward.
+      if (context.joinUse) return { ok: true, use: queries.factors.advanceStepPart(method.id, check.step, now) };
       return (await queries.factors.advanceStep(method.id, check.step, now)) ? { ok: true } : { ok: false, reason: 'replayed' };
     },
   };
