@@ -198,6 +198,22 @@ describe('passkey verification', () => {
     expect(await factor.verify(method, fromLoginPage, { ...context, passwordless: false })).toEqual({ ok: false, reason: 'wrong_challenge' });
   });
 
+  test("the login page's challenge answers once however it is spelled: another spelling of the same bytes is a replay", async () => {
+    // A synced passkey keeps no counter: the spent record is all that stops a second answer. base64url has other
+    // spellings of the same bytes (the last character's unused bits, padding, a suffix after a dot), and a signer can
+    // put any of them in its client data.
+    const { method, credential } = await withPasskey({ backupEligible: true });
+    const context = { ...signIn(), passwordless: true };
+    const { challenge } = (await factor.ceremony!.passwordless!.options(context)) as { challenge: string };
+    expect(await factor.verify(method, assert(credential, ceremony(challenge), { counter: 0 }), context)).toMatchObject({ ok: true });
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const last = alphabet.indexOf(challenge.at(-1)!);
+    const spellings = [`${challenge.slice(0, -1)}${alphabet[last ^ 1]}`, `${challenge}=`, `${challenge}.x`, ` ${challenge}`];
+    for (const spelling of spellings) {
+      expect(await factor.verify(method, assert(credential, ceremony(spelling), { counter: 0 }), context)).toEqual({ ok: false, reason: 'wrong_challenge' });
+    }
+  });
+
   test('concurrent answers over one login page challenge: exactly one is taken', async () => {
     const { method, credential } = await withPasskey({ backupEligible: true });
     const context = { ...signIn(), passwordless: true };
