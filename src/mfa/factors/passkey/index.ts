@@ -40,6 +40,10 @@ export function createPasskeyFactor(deps: FactorDeps, rp: RelyingParty): Factor 
     return assertionOptions(rp, undefined, Buffer.from(raw!, 'base64url'));
   };
   const takeSealed = (context: SignInContext) => async (challenge: string) => {
+    // The spent record is keyed by the challenge's text: only the one spelling we issued answers. base64url decoding
+    // is lenient (the last character's unused bits, padding, spaces; the sealed form's split at a dot), so other
+    // spellings of the same sealed bytes would each find no record and answer again.
+    if (typeof challenge !== 'string' || Buffer.from(challenge, 'base64url').toString('base64url') !== challenge) return false;
     let payload: Buffer;
     try {
       payload = box.open(`v1.${challenge}`, sealedContext(context));
