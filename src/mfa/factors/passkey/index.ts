@@ -12,6 +12,9 @@ const PENDING_SECONDS = 15 * 60;
  * site can neither use nor relay it. As a second factor after the password; and, when the authenticator verified its
  * user (PIN or biometric on the device), as the whole sign-in: possession and that verification make two factors.
  */
+
+/** How long a spent login-page challenge is remembered past its expiry: more than instances' clocks disagree. */
+const SPENT_MARGIN_MS = 5 * 60 * 1000;
 export function createPasskeyFactor(deps: FactorDeps, rp: RelyingParty): Factor {
   const { queries, box, clock } = deps;
   // The public key is sealed to its row and credential like a TOTP seed: a row planted by database write alone,
@@ -52,7 +55,9 @@ export function createPasskeyFactor(deps: FactorDeps, rp: RelyingParty): Factor 
     }
     if (payload.length !== 24) return false;
     const expiresAt = new Date(Number(payload.readBigUInt64BE(0)));
-    return expiresAt > clock.now() && (await queries.passkeys.challenges.spend(signInBinding(context), challenge, expiresAt));
+    // The spent record outlives the challenge by a margin: an instance whose clock runs behind the purging one's must
+    // still find it for as long as it would take the challenge.
+    return expiresAt > clock.now() && (await queries.passkeys.challenges.spend(signInBinding(context), challenge, new Date(expiresAt.getTime() + SPENT_MARGIN_MS)));
   };
   const publicKeyOf = (passkey: PasskeyRow) => {
     try {
