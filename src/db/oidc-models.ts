@@ -1,4 +1,5 @@
 import type { Database } from './connect.js';
+import { prepared } from './prepared.js';
 import type { UserRow } from './users.js';
 
 interface ModelRow {
@@ -52,7 +53,7 @@ const UUID = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a
 const liveSql = (alias: string) => `(${alias}.expires_at is null or ${alias}.expires_at > :now)`;
 // The account a row belongs to: a session's, grant's or token's own, or the user an interaction signed in.
 const ACCOUNT_OF_M = "coalesce(m.account_id, m.payload #>> '{result,login,accountId}')";
-const FIND_WITH_RELATED = (column: 'id' | 'uid') => `
+const findWithRelatedSql = (column: 'id' | 'uid') => `
   select u.*, m.id as m__id, m.payload as m__payload, m.consumed_at as m__consumed_at, ${ACCOUNT_OF_M} as m__account_id,
     s.id as s__id, s.uid as s__uid, s.payload as s__payload, s.consumed_at as s__consumed_at,
     g.id as g__id, g.payload as g__payload, g.consumed_at as g__consumed_at
@@ -62,6 +63,7 @@ const FIND_WITH_RELATED = (column: 'id' | 'uid') => `
   left join users u on u.id = (case when ${ACCOUNT_OF_M} ~ '${UUID}' then cast(${ACCOUNT_OF_M} as uuid) end)
   where m.model = :model and m.${column} = :value and ${liveSql('m')}
   limit 1`;
+const FIND_WITH_RELATED = { id: findWithRelatedSql('id'), uid: findWithRelatedSql('uid') };
 
 const CONSUME = `
   with spent as (
@@ -70,22 +72,26 @@ const CONSUME = `
   select u.*, spent.account_id as spent__account_id from spent
   left join users u on u.id = (case when spent.account_id ~ '${UUID}' then cast(spent.account_id as uuid) end)`;
 
+const BATCH_ROWS = `select * from jsonb_to_recordset(cast(? as jsonb)) as r(model text, id text, payload jsonb, grant_id text,
+      user_code text, uid text, expires_at timestamptz, ip text, user_agent text, seen_at timestamptz)`;
+const UPSERT_BATCH = `insert into oidc_model_instances (model, id, payload, grant_id, user_code, uid, expires_at, ip, user_agent, seen_at)
+    select batch.* from batch`;
+const ON_CONFLICT = `on conflict (model, id) do update set payload = excluded.payload, grant_id = excluded.grant_id,
+      user_code = excluded.user_code, uid = excluded.uid, expires_at = excluded.expires_at,
+      ip = coalesce(excluded.ip, oidc_model_instances.ip), user_agent = coalesce(excluded.user_agent, oidc_model_instances.user_agent),
+      seen_at = coalesce(excluded.seen_at, oidc_model_instances.seen_at)`;
+/** Rows only (a token, a session saved again): the plain upsert. */
+const UPSERT_WRITES = `with batch as (${BATCH_ROWS}) ${UPSERT_BATCH} ${ON_CONFLICT}`;
+/** Deletes as well: the upsert waits on every interaction deleted being found (see `apply`). */
 const APPLY_WRITES = `
   with gone as (
     delete from oidc_model_instances where (model, id) in (select * from unnest(cast(? as text[]), cast(? as text[])))
     returning model
-  ), batch as (
-    select * from jsonb_to_recordset(cast(? as jsonb)) as r(model text, id text, payload jsonb, grant_id text,
-      user_code text, uid text, expires_at timestamptz, ip text, user_agent text, seen_at timestamptz)
-  ), used as (
+  ), batch as (${BATCH_ROWS}), used as (
     select count(*) as interactions_gone from gone where model = 'Interaction'
   ), stored as (
-    insert into oidc_model_instances (model, id, payload, grant_id, user_code, uid, expires_at, ip, user_agent, seen_at)
-    select batch.* from batch, used where used.interactions_gone = ?
-    on conflict (model, id) do update set payload = excluded.payload, grant_id = excluded.grant_id,
-      user_code = excluded.user_code, uid = excluded.uid, expires_at = excluded.expires_at,
-      ip = coalesce(excluded.ip, oidc_model_instances.ip), user_agent = coalesce(excluded.user_agent, oidc_model_instances.user_agent),
-      seen_at = coalesce(excluded.seen_at, oidc_model_instances.seen_at)
+    ${UPSERT_BATCH}, used where used.interactions_gone = ?
+    ${ON_CONFLICT}
     returning 1
   )
   select used.interactions_gone, (select count(*) from stored) as stored from used`;
@@ -143,7 +149,8 @@ export function createOidcModelQueries(db: Database) {
     find: (model: string, id: string, now: Date) => findLive({ model, id }, now),
     /** One row, by id or uid, read together with its session, grant and account (FoundWithRelated) in one statement. */
     findWithRelated: async (model: string, column: 'id' | 'uid', value: string, now: Date): Promise<FoundWithRelated | undefined> => {
-      const result = (await db.raw(FIND_WITH_RELATED(column), { model, value, now })) as { rows: Array<Record<string, unknown>> };
+      const sql = FIND_WITH_RELATED[column];
+      const result = (await db.raw(sql, { model, value, now }).options(prepared(sql))) as { rows: Array<Record<string, unknown>> };
       const row = result.rows[0];
       if (!row) return undefined;
       const { '': user = {}, m = {}, s = {}, g = {} } = splitJoined(row);
@@ -166,27 +173,32 @@ export function createOidcModelQueries(db: Database) {
      */
     apply: async (writes: readonly ModelWrite[]): Promise<boolean> => {
       const deletes = writes.flatMap((w) => (w.kind === 'destroy' ? [w] : []));
-      const upserts = writes.flatMap((w) => (w.kind === 'upsert' ? [w] : []));
-      const interactions = deletes.filter((w) => w.model === 'Interaction').length;
-      const result = (await db.raw(APPLY_WRITES, [
-        deletes.map((w) => w.model),
-        deletes.map((w) => w.id),
-        JSON.stringify(
-          upserts.map((w) => ({
-            model: w.model,
-            id: w.id,
-            payload: w.payload,
-            grant_id: typeof w.payload.grantId === 'string' ? w.payload.grantId : null,
-            user_code: typeof w.payload.userCode === 'string' ? w.payload.userCode : null,
-            uid: typeof w.payload.uid === 'string' ? w.payload.uid : null,
-            expires_at: w.expiresAt,
-            ip: w.device?.ip ?? null,
-            user_agent: w.device?.userAgent ?? null,
-            seen_at: w.device?.at ?? null,
-          })),
+      const rowsJson = JSON.stringify(
+        writes.flatMap((w) =>
+          w.kind === 'upsert'
+            ? [{
+                model: w.model,
+                id: w.id,
+                payload: w.payload,
+                grant_id: typeof w.payload.grantId === 'string' ? w.payload.grantId : null,
+                user_code: typeof w.payload.userCode === 'string' ? w.payload.userCode : null,
+                uid: typeof w.payload.uid === 'string' ? w.payload.uid : null,
+                expires_at: w.expiresAt,
+                ip: w.device?.ip ?? null,
+                user_agent: w.device?.userAgent ?? null,
+                seen_at: w.device?.at ?? null,
+              }]
+            : [],
         ),
-        interactions,
-      ])) as { rows: Array<{ interactions_gone: string | number }> };
+      );
+      if (!deletes.length) {
+        await db.raw(UPSERT_WRITES, [rowsJson]).options(prepared(UPSERT_WRITES));
+        return true;
+      }
+      const interactions = deletes.filter((w) => w.model === 'Interaction').length;
+      const result = (await db
+        .raw(APPLY_WRITES, [deletes.map((w) => w.model), deletes.map((w) => w.id), rowsJson, interactions])
+        .options(prepared(APPLY_WRITES))) as { rows: Array<{ interactions_gone: string | number }> };
       return Number(result.rows[0]!.interactions_gone) === interactions;
     },
     findBy: (model: string, column: 'uid' | 'user_code', value: string, now: Date) =>
@@ -197,7 +209,7 @@ export function createOidcModelQueries(db: Database) {
      * the code was read must fail that check.
      */
     consume: async (model: string, id: string, now: Date): Promise<{ won: boolean; accountId: string | null; account?: UserRow }> => {
-      const result = (await db.raw(CONSUME, [now, model, id])) as { rows: Array<Record<string, unknown>> };
+      const result = (await db.raw(CONSUME, [now, model, id]).options(prepared(CONSUME))) as { rows: Array<Record<string, unknown>> };
       const row = result.rows[0];
       if (!row) return { won: false, accountId: null };
       const { '': user = {}, spent = {} } = splitJoined(row);

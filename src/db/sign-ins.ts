@@ -2,6 +2,7 @@ import type { StoredStep } from '../interactions/sign-in-flow.js';
 import type { Database } from './connect.js';
 import { confirmedFactorsJson, factorRowsOf, type UserFactors } from './factors.js';
 import type { StoredModel } from './oidc-models.js';
+import { prepared } from './prepared.js';
 import type { JoiningWrite, ReservationBeside } from './throttle.js';
 import type { UserRow } from './users.js';
 
@@ -55,6 +56,15 @@ function splitSignIn(found: Record<string, unknown>): { row: SignInRow; user: Us
   return { row: row as unknown as SignInRow, user: user.id === null ? undefined : (user as unknown as UserRow) };
 }
 
+const FIND_WITH_INTERACTION = `
+  select u.*, m.payload as interaction__payload, m.consumed_at as interaction__consumed_at,
+    ${SIGN_IN_COLUMNS.map((column) => `lp.${column} as ${PREFIX}${column}`).join(', ')}
+  from oidc_model_instances m
+  left join login_progress lp on lp.interaction_uid = m.id and lp.expires_at > :now
+  left join users u on u.id = lp.user_id
+  where m.model = 'Interaction' and m.id = :uid and (m.expires_at is null or m.expires_at > :now)
+  limit 1`;
+
 const jsonb = (patch: SignInPatch) =>
   patch.verified_amr ? { ...patch, verified_amr: JSON.stringify(patch.verified_amr) as unknown as string[] } : patch;
 
@@ -83,17 +93,7 @@ export function createSignInQueries(db: Database) {
      * on every request. `interaction` is undefined when it is gone or expired, `signIn` before a password bound it.
      */
     findWithInteraction: async (uid: string, now: Date): Promise<{ interaction?: StoredModel; signIn?: { row: SignInRow; user: UserRow | undefined } }> => {
-      const found = (await db('oidc_model_instances as m')
-        .leftJoin('login_progress as lp', (on) => on.on('lp.interaction_uid', 'm.id').andOnVal('lp.expires_at', '>', now))
-        .leftJoin('users as u', 'u.id', 'lp.user_id')
-        .where({ 'm.model': 'Interaction', 'm.id': uid })
-        .andWhere((w) => w.whereNull('m.expires_at').orWhere('m.expires_at', '>', now))
-        .first([
-          'u.*',
-          'm.payload as interaction__payload',
-          'm.consumed_at as interaction__consumed_at',
-          ...SIGN_IN_COLUMNS.map((column) => `lp.${column} as ${PREFIX}${column}`),
-        ])) as Record<string, unknown> | undefined;
+      const found = ((await db.raw(FIND_WITH_INTERACTION, { uid, now }).options(prepared(FIND_WITH_INTERACTION))) as { rows: Array<Record<string, unknown>> }).rows[0];
       if (!found) return {};
       const { interaction__payload: payload, interaction__consumed_at: consumedAt, ...rest } = found;
       return {

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { AuditEvent, createAuditQueries } from './audit.js';
 import type { Database } from './connect.js';
+import { prepared } from './prepared.js';
 
 export interface ThrottleRow {
   key: string;
@@ -110,7 +111,7 @@ export function createThrottleQueries(db: Database, audit: ReturnType<typeof cre
       ...(beside.columns ? [beside.columns] : []),
     ];
     const sql = `with ${ctes.join(', ')} select ${columns.join(', ')} ${beside.from ?? ''}`;
-    const row = (await onDeadlockRetry(() => db.raw(sql, bindings))).rows[0] as Record<string, unknown>;
+    const row = (await onDeadlockRetry(() => db.raw(sql, bindings).options(prepared(sql)))).rows[0] as Record<string, unknown>;
     if (gate && Number(row.gate__) === 0) return { counts: undefined, row };
     const counts: Array<number | undefined> = new Array(rules.length);
     order.forEach((ruleIndex, i) => (counts[ruleIndex] = row[`c${i}`] === null ? undefined : Number(row[`c${i}`])));
@@ -167,7 +168,7 @@ export function createThrottleQueries(db: Database, audit: ReturnType<typeof cre
         ...(entry ? [{ name: 'e', sql: `${entry.sql} returning 1`, bindings: entry.bindings }] : []),
       ];
       const sql = `with ${parts.map((p) => `${p.name} as (${p.sql})`).join(', ')} select ${parts.map((p) => `(select count(*) from ${p.name}) as ${p.name}`).join(', ')}`;
-      const row = (await onDeadlockRetry(() => db.raw(sql, parts.flatMap((p) => p.bindings)))).rows[0] as Record<string, unknown>;
+      const row = (await onDeadlockRetry(() => db.raw(sql, parts.flatMap((p) => p.bindings)).options(prepared(sql)))).rows[0] as Record<string, unknown>;
       const applied = !beside.guard || Number(row.g) > 0;
       if (applied) entry?.recorded();
       return { applied, after: after.map((_, i) => Number(row[`a${i}`])) };
