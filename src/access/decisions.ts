@@ -179,6 +179,11 @@ export function createDoorDecisions(deps: DecisionDeps) {
           const [decision] = await Promise.all([deny('credential_locked', waiting.user_id, card, clear), lockedUntil && announceLock(waiting.credential_id, lockedUntil)]);
           return decision;
         }
+        // The card as it is now: suspended, its user disabled, its access or the door closed since the scan, it
+        // opens nothing, whatever code follows (and the code is not looked at).
+        const holder = await source.holderById(waiting.credential_id, input.door_id);
+        const cardNow = holder && decideCredential({ door, at: moment, credentialKind: holder.kind, userActive: holder.active, suspended: holder.suspended, levelSchedules: holder.levelSchedules, direction: 'in' });
+        if (!cardNow || cardNow.result === 'deny') return deny(cardNow?.reason ?? 'unknown_credential', waiting.user_id, card, clear);
         const kind = code.success ? await source.userCode(waiting.user_id, lookup(code.data)) : undefined;
         if (!kind) {
           // This guess may have been the one that locked the card.

@@ -32,6 +32,8 @@ export interface Holder {
 export interface DecisionFacts {
   door(doorId: string, now: Date): Awaitable<DoorAtMoment | undefined>;
   holder(identifier: string, doorId: string): Awaitable<Holder | undefined>;
+  /** The same, for the credential with this id (a card waiting at a keypad for its code). */
+  holderById(credentialId: string, doorId: string): Awaitable<Holder | undefined>;
   /** The kind of the user's code with this lookup hash (an MFA code if they have both), if they have one. */
   userCode(userId: string, lookup: string): Awaitable<AccessCodeRow['kind'] | undefined>;
   /** The holder of the entry code with this lookup hash, as at this door. */
@@ -42,6 +44,19 @@ const windowsOrNull = (value: unknown) => (value as Window[] | null) ?? null;
 
 export function databaseFacts(queries: Queries): DecisionFacts {
   const access = queries.access;
+  const holder = async (credential: { identifier: string } | { id: string }, doorId: string): Promise<Holder | undefined> => {
+    const row = await access.credentialContext(credential, doorId);
+    if (!row) return undefined;
+    return {
+      credentialId: row.credential_id,
+      kind: row.kind,
+      userId: row.user_id,
+      active: row.status === 'active',
+      suspended: row.suspended_at !== null,
+      lockedUntil: row.locked_until,
+      levelSchedules: row.levels.map((l) => windowsOrNull(l.windows)),
+    };
+  };
   return {
     async door(doorId, now) {
       const row = await access.doorContext(doorId, now);
@@ -59,19 +74,8 @@ export function databaseFacts(queries: Queries): DecisionFacts {
         },
       };
     },
-    async holder(identifier, doorId) {
-      const row = await access.credentialContext(identifier, doorId);
-      if (!row) return undefined;
-      return {
-        credentialId: row.credential_id,
-        kind: row.kind,
-        userId: row.user_id,
-        active: row.status === 'active',
-        suspended: row.suspended_at !== null,
-        lockedUntil: row.locked_until,
-        levelSchedules: row.levels.map((l) => windowsOrNull(l.windows)),
-      };
-    },
+    holder: (identifier, doorId) => holder({ identifier }, doorId),
+    holderById: (credentialId, doorId) => holder({ id: credentialId }, doorId),
     async userCode(userId, lookup) {
       const codes = await access.userCodeKinds(userId, lookup);
       return codes.includes('mfa') ? 'mfa' : codes[0];
@@ -117,6 +121,7 @@ export function buildSnapshot(rows: DecisionSnapshotRows) {
     else levelsOfUser.set(lu.user_id, [level]);
   }
   const credentials = new Map(rows.credentials.map((c) => [c.identifier, c]));
+  const credentialsById = new Map(rows.credentials.map((c) => [c.id, c]));
   const codesOfUser = new Map<string, Map<string, AccessCodeRow['kind']>>();
   const entryCodes = new Map<string, string>();
   for (const c of rows.codes) {
@@ -130,6 +135,9 @@ export function buildSnapshot(rows: DecisionSnapshotRows) {
   const levelSchedules = (userId: string, doorId: string) =>
     (levelsOfUser.get(userId) ?? []).filter((l) => l.doors.has(doorId)).map((l) => l.windows);
 
+  const holderOf = (c: DecisionSnapshotRows['credentials'][number] | undefined, doorId: string): Holder | undefined =>
+    c && { credentialId: c.id, kind: c.kind, userId: c.user_id, active: !inactive.has(c.user_id), suspended: c.suspended_at !== null, lockedUntil: locks.get(c.id) ?? null, levelSchedules: levelSchedules(c.user_id, doorId) };
+
   const facts: DecisionFacts = {
     door(doorId, now) {
       const door = doors.get(doorId);
@@ -138,11 +146,8 @@ export function buildSnapshot(rows: DecisionSnapshotRows) {
       const exception = door.exceptions.get(at.day);
       return { siteId: door.siteId, at, door: exception ? { ...door.facts, exception } : door.facts };
     },
-    holder(identifier, doorId) {
-      const c = credentials.get(identifier);
-      if (!c) return undefined;
-      return { credentialId: c.id, kind: c.kind, userId: c.user_id, active: !inactive.has(c.user_id), suspended: c.suspended_at !== null, lockedUntil: locks.get(c.id) ?? null, levelSchedules: levelSchedules(c.user_id, doorId) };
-    },
+    holder: (identifier, doorId) => holderOf(credentials.get(identifier), doorId),
+    holderById: (credentialId, doorId) => holderOf(credentialsById.get(credentialId), doorId),
     userCode: (userId, lookup) => codesOfUser.get(userId)?.get(lookup),
     entryHolder(lookup, doorId) {
       const userId = entryCodes.get(lookup);

@@ -324,8 +324,8 @@ export function createAccessQueries(db: Database) {
         },
         { isolationLevel: 'repeatable read', readOnly: true },
       ),
-    /** The credential, its user, and the schedules of the user's levels that include this door. */
-    credentialContext: async (identifier: string, doorId: string) => {
+    /** The credential (by its identifier, or by its id), its user, and the schedules of the user's levels that include this door. */
+    credentialContext: async (credential: { identifier: string } | { id: string }, doorId: string) => {
       const result = await db.raw(
         `select c.id as credential_id, c.kind, c.user_id, c.suspended_at, u.status, t.locked_until,
                 coalesce(json_agg(json_build_object('windows', ls.windows)) filter (where l.id is not null), '[]') as levels
@@ -334,9 +334,9 @@ export function createAccessQueries(db: Database) {
            left join access_level_users lu on lu.user_id = c.user_id
            left join access_levels l on l.id = lu.level_id and exists (select 1 from access_level_doors ld where ld.level_id = l.id and ld.door_id = ?)
            left join door_schedules ls on ls.id = l.schedule_id
-          where c.identifier = ?
+          where ${'id' in credential ? 'c.id' : 'c.identifier'} = ?
           group by c.id, u.status, t.locked_until`,
-        [doorId, identifier],
+        [doorId, 'id' in credential ? credential.id : credential.identifier],
       );
       return result.rows[0] as
         | { credential_id: string; kind: CredentialKind; user_id: string; suspended_at: Date | null; status: string; locked_until: Date | null; levels: Array<{ windows: unknown }> }

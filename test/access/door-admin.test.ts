@@ -244,6 +244,27 @@ describe('credentials have a life cycle', () => {
     expect(await s.scan('card')).toMatchObject({ result: 'deny', reason: 'unknown_credential' });
   });
 
+  test('a card accepted at a two-factor door, then suspended, its user disabled, its access or the door closed: its code opens nothing', async () => {
+    const revocations: Array<[string, (s: Awaited<ReturnType<typeof aSite>>) => Promise<unknown>]> = [
+      ['credential_suspended', (s) => api('PATCH', `${A}/users/${s.user.id}/credentials/${s.credentials.card}`, admin, { suspended: true })],
+      ['user_disabled', (s) => api('PATCH', `/api/admin/users/${s.user.id}`, admin, { status: 'disabled' })],
+      ['no_access', (s) => api('DELETE', `${A}/levels/${s.level.id}`, admin)],
+      ['door_locked', (s) => api('PATCH', `${A}/schedules/${s.schedule.id}`, admin, { windows: allDay('locked') })],
+    ];
+    for (const [reason, revoke] of revocations) {
+      const s = await aSite(allDay('card_and_code'));
+      expect(await s.scan('card')).toMatchObject({ result: 'code_required' });
+      await revoke(s);
+      // Within the code's 20 seconds, with the right code.
+      expect({ reason, decision: await s.keypad('4711') }).toEqual({ reason, decision: expect.objectContaining({ result: 'deny', reason }) });
+    }
+    // Two-factor switched off meanwhile: the card alone would do now, so its right code still opens.
+    const s = await aSite(allDay('card_and_code'));
+    expect(await s.scan('card')).toMatchObject({ result: 'code_required' });
+    await api('PATCH', `${A}/schedules/${s.schedule.id}`, admin, { windows: allDay('access') });
+    expect(await s.keypad('4711')).toMatchObject({ result: 'grant', reason: 'card_and_code_accepted' });
+  });
+
   test('an MFA code changed and deleted, an entry code deleted; in bulk, every user checked first', async () => {
     const s = await aSite(allDay('card_and_code'));
     const codes = async () => (await api('GET', `${A}/users/${s.user.id}/codes`, admin)).json.codes as Array<{ id: string; kind: string; code: string }>;
