@@ -187,7 +187,16 @@ export async function importAccessCsv(
     deleted: { credentials: removals.credentials.length, codes: removals.codes.length },
   };
   if (!dryRun && report.ok) {
-    const removedCredentials = await deps.queries.access.importBatch({ ...batch, removals });
+    const removedCredentials = await deps.queries.access.importBatch({ ...batch, removals }).catch((error: { code?: string }) => {
+      // Checked above, then taken by another import or admin before this one's transaction (a unique index: the
+      // same user, card or entry code; a foreign key: a user deleted): rolled back whole, reported like a bad file.
+      if (error.code === '23505' || error.code === '23503') return undefined;
+      throw error;
+    });
+    if (!removedCredentials) {
+      const changed = { line: 1, code: 'changed_meanwhile', reason: 'something in this file was changed by someone else while it was imported: nothing was written; try again' };
+      return { ...report, ok: false, problems: [changed], created: { users: 0, credentials: 0, codes: 0 }, deleted: { credentials: 0, codes: 0 } };
+    }
     // Every instance forgets what was removed or replaced, at once.
     for (const id of removedCredentials) await deps.changed?.(`credential:${id}`);
     for (const userId of new Set([...batch.codes, ...removals.codes].map((c) => c.user_id))) await deps.changed?.(`codes:${userId}`);

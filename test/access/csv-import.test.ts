@@ -124,3 +124,23 @@ test('delete rows (the optional action column) remove a lost card and a code; a 
   expect((await server.latchkey.access.listCredentials(user.id)).map((c) => c.identifier)).toEqual(['CARD-DEL-2']);
   expect(await server.latchkey.access.listCodes(user.id)).toEqual([]);
 });
+
+test('files imported at once that add the same user, card or entry code: never a 500; a file refused writes nothing', async () => {
+  const before = await counts();
+  const upAtOnce = (file: (i: number) => string) => Promise.all(Array.from({ length: 8 }, (_, i) => upload(file(i), false)));
+  const refusedAsReports = (replies: Awaited<ReturnType<typeof upAtOnce>>) => {
+    for (const refused of replies.filter((r) => r.status !== 200)) {
+      expect(refused.status).toBe(422);
+      // Told by the checks when the winner had committed before them, by the database when after.
+      expect(refused.json).toMatchObject({ ok: false, problems: [expect.objectContaining({ code: expect.stringMatching(/^(changed_meanwhile|credential_taken|entry_code_taken)$/) })] });
+    }
+    return replies.filter((r) => r.status === 200).length;
+  };
+  // One new user named by every file, each with a card of its own: the user is created once.
+  const cards = refusedAsReports(await upAtOnce((i) => `email,name,kind,value\nrace-user@example.test,Race,card,RACE-CARD-${i}\n`));
+  expect(cards).toBeGreaterThan(0);
+  // One card, or one entry code, for a new user in each file: one file wins.
+  expect(refusedAsReports(await upAtOnce((i) => `email,name,kind,value\nrace-card-${i}@example.test,Race,card,RACE-SAME-CARD\n`))).toBe(1);
+  expect(refusedAsReports(await upAtOnce((i) => `email,name,kind,value\nrace-entry-${i}@example.test,Race,entry_code,8264019\n`))).toBe(1);
+  expect(await counts()).toEqual({ users: before.users + 3, credentials: before.credentials + cards + 1, codes: before.codes + 1 });
+});
