@@ -159,7 +159,10 @@ export function createAccessService(deps: AccessDeps) {
     return row;
   }
   /** A write naming a schedule, door or user that was deleted meanwhile (after the checks) is refused, not a 500. */
-  const referenceGone = (field: string) => (error: { code?: string }) => {
+  const referenceGone = (field: string) => (error: { code?: string; constraint?: string }) => {
+    // The site (or door) in the path, deleted meanwhile: as if it had been gone when the request came.
+    if (error.code === '23503' && error.constraint?.endsWith('_site_id_foreign')) throw new AppError(404, 'site_not_found', 'no such site', 'siteId');
+    if (error.code === '23503' && error.constraint === 'door_exceptions_door_id_foreign') throw new AppError(404, 'door_not_found', 'no such door', 'doorId');
     if (error.code === '23503') throw new AppError(409, 'reference_gone', 'something this names was just deleted: reload and try again', field);
     throw error;
   };
@@ -217,7 +220,7 @@ export function createAccessService(deps: AccessDeps) {
       return site;
     },
     async createSchedule(siteId: string, input: unknown, by: Acting) {
-      const schedule = await access.insertSchedule({ site_id: siteId, ...scheduleSchema.parse(input) });
+      const schedule = await access.insertSchedule({ site_id: siteId, ...scheduleSchema.parse(input) }).catch(referenceGone('siteId'));
       await changed(`schedule:${schedule.id}`);
       await audit('access.schedule_created', 'success', by, null, { site_id: siteId, schedule_id: schedule.id });
       return schedule;
@@ -236,7 +239,7 @@ export function createAccessService(deps: AccessDeps) {
       if (!door) throw new AppError(404, 'door_not_found', 'no such door', 'door_id');
       const exception = exceptionSchema.parse(input);
       twoFactorWindowsAllowed(exception.windows, door);
-      await access.upsertException({ door_id: doorId, ...exception });
+      await access.upsertException({ door_id: doorId, ...exception }).catch(referenceGone('doorId'));
       await changed(`exception:${doorId}`);
       await audit('access.exception_set', 'success', by, null, { door_id: doorId, day: exception.day });
     },
@@ -254,7 +257,7 @@ export function createAccessService(deps: AccessDeps) {
     /** A controller's credential: shown once; only its hash is kept. */
     async createController(siteId: string, name: string, by: Acting) {
       const secret = newControllerSecret();
-      const row = await access.insertController({ site_id: siteId, name: z.string().trim().min(1).max(200).parse(name), secret_hash: secret.hash });
+      const row = await access.insertController({ site_id: siteId, name: z.string().trim().min(1).max(200).parse(name), secret_hash: secret.hash }).catch(referenceGone('siteId'));
       await audit('access.controller_created', 'success', by, null, { site_id: siteId, controller_id: row.id });
       return { ...row, token: `${row.id}.${secret.value}` };
     },

@@ -208,6 +208,23 @@ describe('everything created can be changed and removed', () => {
     expect(await s.scan('card', s.plain.id)).toMatchObject({ result: 'deny', reason: 'no_access' });
   });
 
+  test('what is added to a site, or an exception to a door, while it is being deleted: a 404 or 409, never a 500', async () => {
+    for (let round = 0; round < 5; round++) {
+      const site = await post('/sites', { name: `Going ${Math.random()}`, time_zone: 'UTC' });
+      const replies = await Promise.all([
+        api('POST', `${A}/sites/${site.id}/schedules`, admin, { name: 'S', windows: [] }),
+        api('POST', `${A}/sites/${site.id}/controllers`, admin, { name: 'C' }),
+        api('POST', `${A}/sites/${site.id}/levels`, admin, { name: 'L' }),
+        api('POST', `${A}/sites/${site.id}/doors`, admin, { name: 'D' }),
+        api('DELETE', `${A}/sites/${site.id}`, admin),
+      ]);
+      for (const reply of replies) expect([201, 204, 404, 409]).toContain(reply.status);
+      const door = await post(`/sites/${(await post('/sites', { name: `Door going ${Math.random()}`, time_zone: 'UTC' })).id}/doors`, { name: 'D' });
+      const exception = await Promise.all([api('PUT', `${A}/doors/${door.id}/exceptions`, admin, { day: '2026-03-01', windows: [] }), api('DELETE', `${A}/doors/${door.id}`, admin)]);
+      for (const reply of exception) expect([204, 404]).toContain(reply.status);
+    }
+  });
+
   test('a controller: renamed; its token rotated (shown once, the old one refused at once); revoked', async () => {
     const s = await aSite();
     expect((await api('PATCH', `${A}/controllers/${s.controller.id}`, admin, { name: 'Lab controller' }, ifMatch(1))).json).toMatchObject({ name: 'Lab controller', version: 2 });
