@@ -440,11 +440,11 @@ export function createAccessService(deps: AccessDeps) {
       }
       const taken = await access.findEntryCode(lookup(code));
       if (taken && taken.user_id !== userId) throw new AppError(409, 'entry_code_taken', 'another user has this entry code', 'code');
-      for (const old of await access.listCodes(userId, 'entry')) await access.removeCode(userId, old.id, 'entry');
       const id = crypto.randomUUID();
-      await access.insertCode({ id, user_id: userId, kind: 'entry', ...(await sealCode(userId, id, code)) }).catch((error: { code?: string }) => {
+      await access.replaceEntryCode({ id, user_id: userId, ...(await sealCode(userId, id, code)) }).catch((error: { code?: string }) => {
         // Two admins giving the same code to two people at once: the unique index decides, the loser is told.
         if (error.code === '23505') throw new AppError(409, 'entry_code_taken', 'another user has this entry code', 'code');
+        if (error.code === '23503') throw new AppError(404, 'user_not_found', 'no such user', 'userId');
         throw error;
       });
       await changed(`codes:${userId}`);

@@ -368,6 +368,16 @@ export function createAccessQueries(db: Database) {
       return kind ? q.where({ kind }) : q;
     },
     removeCode: (userId: string, id: string, kind: AccessCodeRow['kind']) => db('access_codes').where({ user_id: userId, id, kind }).delete(),
+    /**
+     * The user's entry code replaced by this one, in one transaction holding the user's row: of two replacements at
+     * once, the second waits for the first and replaces its code (one entry code per user, the last one set).
+     */
+    replaceEntryCode: (row: Omit<AccessCodeRow, 'created_at' | 'web_enabled_at' | 'kind'>) =>
+      db.transaction(async (trx) => {
+        await trx('users').where({ id: row.user_id }).forUpdate().first('id');
+        await trx('access_codes').where({ user_id: row.user_id, kind: 'entry' }).delete();
+        await trx('access_codes').insert({ ...row, kind: 'entry' });
+      }),
     /** The user's code with this lookup hash (an MFA code after a card, or their entry code; or only of one kind). */
     findUserCode: (userId: string, lookup: string, kind?: AccessCodeRow['kind']) =>
       db<AccessCodeRow>('access_codes').where({ user_id: userId, code_lookup: lookup, ...(kind ? { kind } : {}) }).first(),

@@ -305,6 +305,15 @@ describe('credentials have a life cycle', () => {
     expect((await codes()).map((c) => c.code)).toEqual([(done.json.added as Array<{ code: string }>)[1]!.code]);
   });
 
+  test('an entry code set many times at once, typed or generated: every one answers 200, and the user keeps one (the last)', async () => {
+    const s = await aSite();
+    const typed = await Promise.all(Array.from({ length: 20 }, (_, i) => api('PUT', `${A}/users/${s.user.id}/entry-code`, admin, { code: String(640_000 + 17 * i) })));
+    const generated = await Promise.all(Array.from({ length: 20 }, () => api('PUT', `${A}/users/${s.user.id}/entry-code`, admin, { generate: { length: 8 } })));
+    expect([...typed, ...generated].map((r) => r.status)).toEqual(Array(40).fill(200));
+    const codes = (await api('GET', `${A}/users/${s.user.id}/codes`, admin)).json.codes as Array<{ kind: string }>;
+    expect(codes.filter((c) => c.kind === 'entry')).toHaveLength(1);
+  });
+
   test('a credential manager may not manage an admin’s credentials, one by one or in bulk', async () => {
     const manager = (await anAdmin(server.latchkey, server.url, ['access_credential_manager'])).token;
     const otherAdmin = await aUser(server.latchkey, { roles: ['auditor'] });
