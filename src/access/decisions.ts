@@ -218,8 +218,13 @@ export function createDoorDecisions(deps: DecisionDeps) {
       const earliest = now.getTime() - OFFLINE_PAST_DAYS * 86_400_000;
       const latest = now.getTime() + OFFLINE_SKEW_SECONDS * 1000;
       const rows: OfflineDecisionRow[] = [];
+      const timeOf = new Map<string, number>();
       for (const [i, event] of input.events.entries()) {
         const occurredAt = new Date(event.occurred_at);
+        // One id names one event: sent twice in a batch, it is sent at one time (a replay), not two.
+        const sameId = timeOf.get(event.id);
+        if (sameId !== undefined && sameId !== occurredAt.getTime()) throw new AppError(400, 'invalid_request', `event ${event.id} is also in this batch at another time`, `events.${i}.occurred_at`);
+        timeOf.set(event.id, occurredAt.getTime());
         if (occurredAt.getTime() < earliest) throw new AppError(400, 'invalid_request', `older than ${OFFLINE_PAST_DAYS} days`, `events.${i}.occurred_at`);
         if (occurredAt.getTime() > latest) throw new AppError(400, 'invalid_request', 'in the future', `events.${i}.occurred_at`);
         if ((await source.door(event.door_id, now))?.siteId !== controller.site_id) {
@@ -245,7 +250,10 @@ export function createDoorDecisions(deps: DecisionDeps) {
           },
         });
       }
-      const stored = new Set(await access.storeOfflineDecisions(rows));
+      // An event stored before, resent at another time (the controller's clock set meanwhile), is not stored again.
+      // Its first time was at most OFFLINE_PAST_DAYS before it reached us, so before this batch's earliest bound.
+      const before = new Set(await access.storedOfflineEventIds(controller.id, [...timeOf.keys()], new Date(earliest - OFFLINE_PAST_DAYS * 86_400_000)));
+      const stored = new Set(await access.storeOfflineDecisions(rows.filter((row) => !before.has(row.details.event_id))));
       return { stored: [...stored], already_stored: [...new Set(input.events.map((e) => e.id).filter((id) => !stored.has(id)))] };
     },
   };

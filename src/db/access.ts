@@ -452,6 +452,16 @@ export function createAccessQueries(db: Database) {
       );
       return (result.rows as Array<{ event_id: string }>).map((r) => r.event_id);
     },
+    /** Which of these event ids of the controller's are stored with a time since `since` (at whatever time). */
+    storedOfflineEventIds: async (controllerId: string, eventIds: string[], since: Date) =>
+      (
+        (await db.raw(
+          `select distinct details->>'event_id' as event_id from audit_events
+            where action = 'door.decision' and (details->>'event_id') is not null
+              and (details->>'controller_id') = ? and (details->>'event_id') = any(?::text[]) and occurred_at >= ?`,
+          [controllerId, eventIds, since.toISOString()],
+        )).rows as Array<{ event_id: string }>
+      ).map((r) => r.event_id),
     listDecisions: (filter: { doorId?: string; userId?: string; limit?: number }) =>
       db('audit_events')
         .where({ action: 'door.decision' })

@@ -59,6 +59,16 @@ describe('decisions taken offline', () => {
     expect((await send([event('e-1')], own.token)).json).toEqual({ stored: ['e-1'], already_stored: [] });
   });
 
+  test('an event id sent again with another time is the same event: stored once, in a later batch or in the same one', async () => {
+    expect((await send([event('moved-1', { occurred_at: ago(600) })])).json).toEqual({ stored: ['moved-1'], already_stored: [] });
+    // The controller's clock was set meanwhile: the same event, resent with a corrected time.
+    expect((await send([event('moved-1', { occurred_at: ago(300) })])).json).toEqual({ stored: [], already_stored: ['moved-1'] });
+    const twice = await send([event('moved-2', { occurred_at: ago(600) }), event('moved-2', { occurred_at: ago(300) })]);
+    expect(twice.status).toBe(400);
+    expect(twice.json.field).toBe('events.1.occurred_at');
+    expect((await stored()).filter((r) => String(r.details.event_id).startsWith('moved-')).map((r) => r.details.event_id)).toEqual(['moved-1']);
+  });
+
   test.each([
     ['older than 7 days', () => ({ occurred_at: ago(7 * 86_400 + 60) }), 'events.1.occurred_at'],
     ['more than 5 minutes ahead', () => ({ occurred_at: ago(-360) }), 'events.1.occurred_at'],
