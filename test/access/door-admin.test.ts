@@ -367,6 +367,7 @@ describe('bad input is a clear 4xx', () => {
     expect((await api('PATCH', `${A}/schedules/00000000-0000-4000-8000-000000000000`, admin, { name: 'x' })).status).toBe(404);
     expect((await api('PATCH', `${A}/doors/${s.door.id}`, admin, { hasKeypad: true })).json).toMatchObject({ status: 400 });
     expect((await api('PATCH', `${A}/doors/${s.door.id}`, admin, { name: 'x' }, { 'if-match': 'yesterday' })).json).toMatchObject({ status: 400, field: 'If-Match' });
+    for (const tooBig of ['"2147483648"', '"99999999999999999999"']) expect((await api('PATCH', `${A}/doors/${s.door.id}`, admin, { name: 'x' }, { 'if-match': tooBig })).json).toMatchObject({ status: 400, field: 'If-Match' });
     expect((await api('PATCH', `${A}/users/${s.user.id}/credentials/${s.credentials.card}`, admin, { suspended: 'yes' })).json).toMatchObject({ status: 400, field: 'suspended' });
   });
 

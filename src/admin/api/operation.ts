@@ -73,7 +73,8 @@ export function ifMatchVersion(ctx: Context): number | undefined {
   const raw = ctx.get('if-match');
   if (!raw) return undefined;
   const version = Number(raw.replace(/^W\//, '').replace(/"/g, ''));
-  if (!Number.isInteger(version) || version < 0) throw new AppError(400, 'invalid_request', 'If-Match must be an ETag from GET', 'If-Match');
+  // Versions are PostgreSQL integers: a larger number is no version we gave out (and would fail in the query).
+  if (!Number.isInteger(version) || version < 0 || version > 2_147_483_647) throw new AppError(400, 'invalid_request', 'If-Match must be an ETag from GET', 'If-Match');
   return version;
 }
 
