@@ -488,7 +488,8 @@ export function createAdminRouter(deps: AdminDeps) {
     const day = weekday(ctx.params.weekday);
     await submit(ctx, 'schedule-day', values, async () => {
       atVersion(ctx);
-      await call(ctx, 'setScheduleDay', { params: { scheduleId: ctx.params.scheduleId, weekday: String(day) }, body: { windows: windowRows(values) } });
+      // The day as posted: one that is not 0–6 is no day of this schedule (404), not Monday.
+      await call(ctx, 'setScheduleDay', { params: { scheduleId: ctx.params.scheduleId, weekday: ctx.params.weekday }, body: { windows: windowRows(values) } });
       ctx.redirect(`/admin/doors/schedules/${ctx.params.scheduleId}?day=${day}&notice=schedule_saved`);
     }, (failed) => schedulePage(ctx, ctx.params.scheduleId!, day, failed));
   });

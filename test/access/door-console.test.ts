@@ -130,3 +130,15 @@ test('the CSV import offers a template whose rows it accepts', async () => {
   expect(report.html).toMatch(/Line 6: no user with this email/);
   expect(report.html.match(/Line \d+/g)).toEqual(['Line 6']);
 });
+
+test("a day's form posted for a day that is not one (0–6) is refused, and no day is changed", async () => {
+  const { agent, page: home } = await consoleSignIn(server.url, boss.email, boss.password, '/admin/doors');
+  const site = await agent.submit(home, '/admin/doors/sites', { name: 'Weekdays', time_zone: 'Asia/Seoul' });
+  const schedule = await agent.submit(site, `/sites/${idIn(site.url, 'sites')}/schedules`, { name: 'Week' });
+  const scheduleId = idIn(schedule.url, 'schedules');
+  for (const day of ['9', '-1', 'monday', '1.5']) {
+    const answer = await agent.request(`${server.url}/admin/doors/schedules/${scheduleId}/days/${day}`, { form: { _csrf: csrfOf(schedule), start: '09:00', end: '10:00', mode: 'locked' } });
+    expect({ day, status: answer.status }).toEqual({ day, status: 404 });
+  }
+  expect((await server.latchkey.access.getSchedule(scheduleId)).windows).toEqual([]);
+});
