@@ -161,6 +161,13 @@ export function createDoorDecisions(deps: DecisionDeps) {
       const source = facts();
       const now = clock.now();
       const { door, at: moment } = await doorAt(source, input.door_id, now);
+      // A door configured without a keypad takes no code, whatever a controller sends (no card waits there either:
+      // card + code entry needs a keypad).
+      if (!door.hasKeypad) {
+        const decision: Decision = { result: 'deny', mode: null, reason: 'no_keypad' };
+        await record(input.door_id, decision, { entry: 'keypad', controller_id: at.controllerId }, null);
+        return decision;
+      }
       const code = accessCodeSchema.safeParse(input.code);
       const waiting = await counters.access.takeCodeTry(input.door_id, MAX_KEYPAD_TRIES, now, credentialGuesses);
       const deny = async (reason: string, userId: string | null, extra: Record<string, unknown> = {}, change: PendingChange = null) => {

@@ -345,6 +345,15 @@ describe('credentials as the reference documents describe them', () => {
     expect(await s.scan('nearby')).toMatchObject({ result: 'deny', reason: 'credential_suspended' });
   });
 
+  test('a door without a keypad (as configured) opens to no code, even a right entry code its controller sends', async () => {
+    const s = await aSite();
+    const entry = ((await api('GET', `${A}/users/${s.user.id}/codes`, admin)).json.codes as Array<{ kind: string; code: string }>).find((c) => c.kind === 'entry')!;
+    expect(await s.keypad(entry.code, s.door.id)).toMatchObject({ result: 'grant' });
+    expect(await s.keypad(entry.code, s.plain.id)).toMatchObject({ result: 'deny', reason: 'no_keypad' });
+    const log = (await api('GET', `${A}/doors/${s.plain.id}/decisions?limit=1`, admin)).json.decisions as Array<{ details: Record<string, unknown> }>;
+    expect(log[0]!.details).toMatchObject({ result: 'deny', reason: 'no_keypad', entry: 'keypad' });
+  });
+
   test('after the card, the code may be the user’s entry code as well as one of their MFA codes (seed 002)', async () => {
     const s = await aSite(allDay('card_and_code'));
     const entry = ((await api('GET', `${A}/users/${s.user.id}/codes`, admin)).json.codes as Array<{ kind: string; code: string }>).find((c) => c.kind === 'entry')!;
