@@ -41,14 +41,19 @@ export const OFFLINE_SKEW_SECONDS = 300;
 /** Who is asking at a door: the controller authenticated by the controller API. */
 export interface AtDoor {
   controllerId: string;
+  /** The controller's site: a door of another site is refused (403) by the decision itself. */
+  siteId?: string;
 }
 
+/** Door ids as the snapshot and the database both know them (PostgreSQL reads a uuid in any case; a map does not). */
+const doorId = z.uuid().transform((id) => id.toLowerCase());
+
 export const scanSchema = z.object({
-  door_id: z.string().uuid(),
+  door_id: doorId,
   credential: z.string().trim().min(1).max(64),
   direction: z.enum(['in', 'out']).default('in'),
 });
-export const keypadSchema = z.object({ door_id: z.string().uuid(), code: z.string().max(32) });
+export const keypadSchema = z.object({ door_id: doorId, code: z.string().max(32) });
 /** Decisions a controller took while it could not reach us, each named by the controller's own id for it. */
 export const offlineEventsSchema = z
   .object({
@@ -57,7 +62,7 @@ export const offlineEventsSchema = z
         z
           .object({
             id: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/, { message: 'expected 1–64 letters, digits, : _ or -' }),
-            door_id: z.string().uuid(),
+            door_id: doorId,
             occurred_at: z.iso.datetime({ offset: true, message: 'expected an ISO 8601 time such as 2026-03-02T09:00:00Z' }),
             result: z.enum(['grant', 'deny']),
             reason: z.string().regex(/^[a-z_]{1,64}$/, { message: 'expected a reason such as access_granted' }),
@@ -115,9 +120,11 @@ export function createDoorDecisions(deps: DecisionDeps) {
 
   /** Every instance hears of a card's lock at once, so its reader refuses the card before any code is typed. */
   const announceLock = async (credentialId: string, until: Date) => deps.feed?.publish('access', lockNotice(credentialId, until));
-  async function doorAt(source: DecisionFacts, doorId: string, now: Date) {
+  /** The door as of now, checked in the same read as the decision: of the controller's site. */
+  async function doorAt(source: DecisionFacts, doorId: string, now: Date, at: AtDoor) {
     const door = await source.door(doorId, now);
     if (!door) throw new AppError(404, 'door_not_found', 'no such door', 'door_id');
+    if (at.siteId !== undefined && door.siteId !== at.siteId) throw new AppError(403, 'forbidden', "this door is not on the controller's site", 'door_id');
     return door;
   }
 
@@ -125,14 +132,11 @@ export function createDoorDecisions(deps: DecisionDeps) {
     /** Reads this instance's snapshot now rather than on the first decision (no-op when deciding from the database). */
     warm: async () => void (await snapshots?.warm()),
 
-    /** The site of a door, for the controller API's check that a controller asks about its own site only. */
-    doorSite: async (doorId: string) => (await facts().door(doorId, clock.now()))?.siteId,
-
     /** A card (or NFC phone, or Bluetooth unlock) at a door's reader: no read I/O when the snapshot is current. */
     async presentCredential(input: z.infer<typeof scanSchema>, at: AtDoor): Promise<Decision> {
       const source = facts();
       const now = clock.now();
-      const { door, at: moment } = await doorAt(source, input.door_id, now);
+      const { door, at: moment } = await doorAt(source, input.door_id, now, at);
       const seen = { direction: input.direction, controller_id: at.controllerId };
       const holder = await source.holder(input.credential, input.door_id);
       if (!holder) {
@@ -160,7 +164,7 @@ export function createDoorDecisions(deps: DecisionDeps) {
     async enterCode(input: z.infer<typeof keypadSchema>, at: AtDoor): Promise<Decision> {
       const source = facts();
       const now = clock.now();
-      const { door, at: moment } = await doorAt(source, input.door_id, now);
+      const { door, at: moment } = await doorAt(source, input.door_id, now, at);
       // A door configured without a keypad takes no code, whatever a controller sends (no card waits there either:
       // card + code entry needs a keypad).
       if (!door.hasKeypad) {

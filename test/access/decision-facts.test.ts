@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { codeLookup } from '../../src/access/codes.js';
-import { createDoorDecisions } from '../../src/access/decisions.js';
+import { createDoorDecisions, keypadSchema, scanSchema } from '../../src/access/decisions.js';
 import { createAccessService } from '../../src/access/service.js';
 import { buildSnapshot, databaseFacts, type DecisionFacts } from '../../src/access/snapshot.js';
 import { createChangeFeed } from '../../src/db/change-feed.js';
@@ -31,6 +31,7 @@ let doorIds: string[] = [];
 let identifiers: string[] = [];
 let users: Array<{ id: string }> = [];
 let codes: string[] = [];
+let seoulId = '';
 
 beforeAll(async () => {
   database = await openTestDatabase();
@@ -40,6 +41,7 @@ beforeAll(async () => {
   const access = createAccessService({ queries, box: createSecretBox(crypto.randomBytes(32)), clock, lookupKey, throttle, notifier: { notify: async () => undefined }, webPinMinLength: 6, feed });
   const seoul = await access.createSite({ name: 'Seoul', time_zone: 'Asia/Seoul' }, by);
   const newYork = await access.createSite({ name: 'New York', time_zone: 'America/New_York' }, by);
+  seoulId = seoul.id;
   const office = await access.createSchedule(seoul.id, { name: 'Office', windows: [{ days: weekdays, start: 480, end: 1080, mode: 'card_and_code' }, { days: weekdays, start: 1080, end: 1320, mode: 'access' }, { days: [0], start: 600, end: 720, mode: 'unlocked' }] }, by);
   const shifts = await access.createSchedule(seoul.id, { name: 'Day shift', windows: [{ days: weekdays, start: 540, end: 1020, mode: 'access' }] }, by);
   const nyHours = await access.createSchedule(newYork.id, { name: 'NY', windows: [{ days: [0, 1, 2, 3, 4, 5, 6], start: 0, end: 600, mode: 'access' }] }, by);
@@ -136,6 +138,23 @@ describe('the snapshot and the database answer alike', () => {
           }
         }
       }
+    }
+  });
+
+  test("a controller is refused another site's door by the decision itself, however the door's id is written, from memory and from the database", async () => {
+    const throttle = createThrottle(queries, clock);
+    const quiet = { publish: async () => undefined, subscribe: () => undefined, live: () => true, close: async () => undefined };
+    const fromMemory = createDoorDecisions({ queries, clock, lookupKey, throttle, feed: quiet });
+    await fromMemory.warm();
+    const seoulController = { controllerId: '00000000-0000-4000-8000-00000000c0de', siteId: seoulId };
+    const [lab, ny] = [doorIds[0]!, doorIds[4]!];
+    for (const decisions of [createDoorDecisions({ queries, clock, lookupKey, throttle, fromDatabase: true }), fromMemory]) {
+      for (const door_id of [ny, ny.toUpperCase()]) {
+        await expect(decisions.presentCredential(scanSchema.parse({ door_id, credential: 'card-0' }), seoulController)).rejects.toMatchObject({ status: 403, field: 'door_id' });
+        await expect(decisions.enterCode(keypadSchema.parse({ door_id, code: '58203917' }), seoulController)).rejects.toMatchObject({ status: 403, field: 'door_id' });
+      }
+      // Its own site's door, in capitals: the same door.
+      expect(await decisions.presentCredential(scanSchema.parse({ door_id: lab.toUpperCase(), credential: 'card-2' }), seoulController)).toEqual(await decisions.presentCredential({ door_id: lab, credential: 'card-2', direction: 'in' }, seoulController));
     }
   });
 
