@@ -265,7 +265,9 @@ export function createAccessService(deps: AccessDeps) {
       const parts = token.split('.');
       const [id, secret] = parts;
       if (parts.length !== 2 || !id || !secret || !controllerIdSchema.safeParse(id).success) return undefined;
-      const row = await controllerCache.get(`controller:${id}`);
+      // While this instance cannot hear the feed, a rotation or revocation elsewhere would not drop its cached
+      // copy: it reads the controller instead, as decisions read the database then.
+      const row = feed.live() ? await controllerCache.get(`controller:${id}`) : await access.findController(id);
       const ok = row && sameSecret(secret, row.secret_hash);
       return ok ? { id: row.id, site_id: row.site_id } : undefined;
     },

@@ -73,3 +73,31 @@ describeOnPostgres('door administration takes effect at once on every instance',
     }
   }, 60_000);
 });
+
+describe('an instance that cannot hear the change feed', () => {
+  test('refuses a rotated or revoked controller token at once all the same: it reads the controller, not its cache', async () => {
+    const database = await openTestDatabase();
+    const feed = createChangeFeed(database.db);
+    try {
+      const masterKey = crypto.randomBytes(32);
+      const queries = createQueries(database.db);
+      const service = (feed: Parameters<typeof createAccessService>[0]['feed']) =>
+        createAccessService({ queries, box: createSecretBox(masterKey), clock: systemClock, lookupKey: accessCodeLookupKey(masterKey), throttle: createThrottle(queries, systemClock), notifier: { notify: async () => undefined }, webPinMinLength: 6, feed });
+      // Its LISTEN connection is down: notices from other instances do not arrive, and it knows it.
+      const deaf = { publish: async () => undefined, subscribe: () => undefined, live: () => false, close: async () => undefined };
+      const [here, elsewhere] = [service(deaf), service(feed)];
+      const by = { actorId: null };
+      const site = await elsewhere.createSite({ name: 'HQ', time_zone: 'Asia/Seoul' }, by);
+      const controller = await elsewhere.createController(site.id, 'Front controller', by);
+      expect(await here.authenticateController(controller.token)).toMatchObject({ id: controller.id });
+      const rotated = await elsewhere.rotateControllerToken(controller.id, by);
+      expect(await here.authenticateController(controller.token)).toBeUndefined();
+      expect(await here.authenticateController(rotated.token)).toMatchObject({ id: controller.id });
+      await elsewhere.deleteController(controller.id, undefined, by);
+      expect(await here.authenticateController(rotated.token)).toBeUndefined();
+    } finally {
+      await feed.close();
+      await database.close();
+    }
+  });
+});
