@@ -380,6 +380,16 @@ describe('bad input is a clear 4xx', () => {
     expect((await api('PATCH', `${A}/users/${s.user.id}/credentials/${s.credentials.card}`, admin, { suspended: 'yes' })).json).toMatchObject({ status: 400, field: 'suspended' });
   });
 
+  test('If-Match as HTTP defines it: * is any version of what exists, a weak ETag never matches (strong comparison)', async () => {
+    const s = await aSite();
+    const read = await api('GET', `${A}/doors/${s.plain.id}`, admin);
+    const etag = read.headers.get('etag')!;
+    expect((await api('PATCH', `${A}/doors/${s.plain.id}`, admin, { name: 'Weak' }, { 'if-match': `W/${etag}` })).json).toMatchObject({ status: 412, field: 'If-Match' });
+    expect((await api('DELETE', `${A}/doors/${s.plain.id}`, admin, undefined, { 'if-match': `W/${etag}` })).status).toBe(412);
+    expect((await api('PATCH', `${A}/doors/${s.plain.id}`, admin, { name: 'Any' }, { 'if-match': '*' })).json).toMatchObject({ name: 'Any' });
+    expect((await api('PATCH', `${A}/doors/00000000-0000-4000-8000-000000000000`, admin, { name: 'Any' }, { 'if-match': '*' })).status).toBe(404);
+  });
+
   test('a site admin edits only their own site’s doors, schedules, levels and controllers', async () => {
     const [mine, theirs] = [await aSite(), await aSite()];
     const siteAdmin = await anAdmin(server.latchkey, server.url, ['access_site_admin']);

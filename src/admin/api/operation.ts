@@ -68,14 +68,18 @@ async function readText(ctx: Context, limit: number): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** The `If-Match` version a client sent, or undefined when it sent none. */
+/** No version is this: what a weak ETag is compared as (If-Match compares strongly, RFC 9110 13.1.1). */
+const NO_VERSION = -1;
+
+/** The `If-Match` version a client sent, or undefined when it sent none or `*` (whatever version exists). */
 export function ifMatchVersion(ctx: Context): number | undefined {
-  const raw = ctx.get('if-match');
-  if (!raw) return undefined;
+  const raw = ctx.get('if-match').trim();
+  if (!raw || raw === '*') return undefined;
+  const weak = raw.startsWith('W/');
   const version = Number(raw.replace(/^W\//, '').replace(/"/g, ''));
   // Versions are PostgreSQL integers: a larger number is no version we gave out (and would fail in the query).
   if (!Number.isInteger(version) || version < 0 || version > 2_147_483_647) throw new AppError(400, 'invalid_request', 'If-Match must be an ETag from GET', 'If-Match');
-  return version;
+  return weak ? NO_VERSION : version;
 }
 
 export interface MountDeps {
