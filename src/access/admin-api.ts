@@ -10,7 +10,7 @@ import { AppError } from '../errors.js';
 import type { SecretBox } from '../security/secret-box.js';
 import { accessCodeSchema } from './codes.js';
 import { exportAccessCsv, importAccessCsv } from './csv.js';
-import { type AccessService, credentialSchema, dayWindowsSchema, doorPatchSchema, doorSchema, exceptionSchema, levelPatchSchema, levelSchema, newCodeSchema, schedulePatchSchema, scheduleSchema, sitePatchSchema, siteSchema } from './service.js';
+import { type AccessService, credentialSchema, dayWindowsSchema, doorPatchSchema, doorSchema, exceptionSchema, levelPatchSchema, levelSchema, nameSchema, newCodeSchema, schedulePatchSchema, scheduleSchema, sitePatchSchema, siteSchema } from './service.js';
 
 /** Who may manage people's door credentials and codes. */
 export const CREDENTIAL_ROLES: readonly Role[] = ['super_admin', 'access_user_admin', 'access_user_manager', 'access_credential_manager'];
@@ -380,7 +380,7 @@ export function accessAdminOperations(deps: { access: AccessService; queries: Qu
       summary: 'A door controller; its token is in this answer only',
       params: siteParams,
       site: siteOf,
-      body: z.object({ name: z.string().trim().min(1).max(200) }),
+      body: z.object({ name: nameSchema }),
       responses: created('the controller and its token', z.object({ id: z.string(), token: z.string() }).loose()),
       handle: async (ctx, { params, body }) => access.createController(params.siteId, body.name, by(ctx)),
     }),
@@ -581,7 +581,7 @@ export function accessAdminOperations(deps: { access: AccessService; queries: Qu
       summary: 'Rename a door controller',
       params: controllerParams,
       site: (p) => controllerSite(p.controllerId),
-      body: z.object({ name: z.string().trim().min(1).max(200) }).strict(),
+      body: z.object({ name: nameSchema }).strict(),
       responses: editResponses('controller'),
       handle: async (ctx, { params, body }) => edited(await access.renameController(params.controllerId, body, ifMatchVersion(ctx), by(ctx))),
     }),

@@ -42,13 +42,20 @@ export interface Acting {
   ip?: string;
 }
 
+/**
+ * What an administrator names a site, door, schedule, exception, level or controller: printable text (a control
+ * character, a NUL above all, which PostgreSQL cannot store, is refused naming the field).
+ */
+const optionalName = z.string().trim().max(200).regex(/^[^\p{Cc}]*$/u, { message: 'a name has no control characters' });
+export const nameSchema = optionalName.min(1);
+
 export const siteSchema = z.object({
-  name: z.string().trim().min(1).max(200),
+  name: nameSchema,
   time_zone: z.string().refine(isTimeZone, { message: 'expected an IANA time zone such as Asia/Seoul' }),
 });
-export const scheduleSchema = z.object({ name: z.string().trim().min(1).max(200), windows: windowsSchema });
+export const scheduleSchema = z.object({ name: nameSchema, windows: windowsSchema });
 const doorFields = {
-  name: z.string().trim().min(1).max(200),
+  name: nameSchema,
   has_badge_reader: z.boolean(),
   has_keypad: z.boolean(),
   in_out: z.boolean(),
@@ -78,11 +85,11 @@ export const dayWindowsSchema = z.object({
 }).strict();
 export const exceptionSchema = z.object({
   day: z.iso.date({ message: 'expected a date such as 2026-12-25' }),
-  name: z.string().trim().max(200).default(''),
+  name: optionalName.default(''),
   windows: windowsSchema,
 });
 const levelFields = {
-  name: z.string().trim().min(1).max(200),
+  name: nameSchema,
   schedule_id: z.string().uuid().nullable(),
   door_ids: z.array(z.string().uuid()).max(1000),
   user_ids: z.array(z.string().uuid()).max(100000),
@@ -257,7 +264,7 @@ export function createAccessService(deps: AccessDeps) {
     /** A controller's credential: shown once; only its hash is kept. */
     async createController(siteId: string, name: string, by: Acting) {
       const secret = newControllerSecret();
-      const row = await access.insertController({ site_id: siteId, name: z.string().trim().min(1).max(200).parse(name), secret_hash: secret.hash }).catch(referenceGone('siteId'));
+      const row = await access.insertController({ site_id: siteId, name: nameSchema.parse(name), secret_hash: secret.hash }).catch(referenceGone('siteId'));
       await audit('access.controller_created', 'success', by, null, { site_id: siteId, controller_id: row.id });
       return { ...row, token: `${row.id}.${secret.value}` };
     },
@@ -375,7 +382,7 @@ export function createAccessService(deps: AccessDeps) {
       await audit('access.level_deleted', 'success', by, null, { level_id: levelId });
     },
     async renameController(controllerId: string, input: unknown, expected: number | undefined, by: Acting) {
-      const { name } = z.object({ name: z.string().trim().min(1).max(200) }).strict().parse(input);
+      const { name } = z.object({ name: nameSchema }).strict().parse(input);
       const row = await versioned('access_controllers', controllerId, { name }, expected, 'controller');
       await audit('access.controller_renamed', 'success', by, null, { controller_id: controllerId });
       return { id: row.id, site_id: row.site_id, name: row.name, version: row.version };

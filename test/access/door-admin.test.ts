@@ -380,6 +380,24 @@ describe('bad input is a clear 4xx', () => {
     expect((await api('PATCH', `${A}/users/${s.user.id}/credentials/${s.credentials.card}`, admin, { suspended: 'yes' })).json).toMatchObject({ status: 400, field: 'suspended' });
   });
 
+  test('a name with a control character (a NUL the database cannot store) is refused naming its field', async () => {
+    const s = await aSite();
+    for (const [method, path, body, field] of [
+      ['POST', '/sites', { name: 'HQ\u0000', time_zone: 'UTC' }, 'name'],
+      ['PATCH', `/sites/${s.site.id}`, { name: 'HQ\u0000' }, 'name'],
+      ['POST', `/sites/${s.site.id}/doors`, { name: 'Door\u0000' }, 'name'],
+      ['PATCH', `/doors/${s.door.id}`, { name: 'Door\u0007' }, 'name'],
+      ['POST', `/sites/${s.site.id}/schedules`, { name: 'S\u0000', windows: [] }, 'name'],
+      ['POST', `/sites/${s.site.id}/levels`, { name: 'L\u0000' }, 'name'],
+      ['PATCH', `/levels/${s.level.id}`, { name: 'L\u0000' }, 'name'],
+      ['POST', `/sites/${s.site.id}/controllers`, { name: 'C\u0000' }, 'name'],
+      ['PATCH', `/controllers/${s.controller.id}`, { name: 'C\u0000' }, 'name'],
+      ['PUT', `/doors/${s.door.id}/exceptions`, { day: '2026-12-25', name: 'X\u0000', windows: [] }, 'name'],
+    ] as const) {
+      expect({ path, answer: (await api(method, `${A}${path}`, admin, body)).json }).toEqual({ path, answer: expect.objectContaining({ status: 400, field }) });
+    }
+  });
+
   test('If-Match as HTTP defines it: * is any version of what exists, a weak ETag never matches (strong comparison)', async () => {
     const s = await aSite();
     const read = await api('GET', `${A}/doors/${s.plain.id}`, admin);
