@@ -27,7 +27,7 @@ const NOTICES_AT_ONCE = 8;
 
 const rowSchema = z.object({
   email: z.email({ message: 'expected an email address' }).max(320),
-  name: z.string().max(200).default(''),
+  name: z.string().max(200).regex(/^[^\p{Cc}]*$/u, { message: 'a name has no control characters' }).default(''),
   kind: z.enum(KINDS, { message: `expected one of ${KINDS.join(', ')}` }),
   value: z.string().max(64),
   action: z.preprocess((v) => (v === '' || v === undefined ? 'add' : v), z.enum(['add', 'delete'], { message: 'expected add or delete' })),

@@ -144,3 +144,9 @@ test('files imported at once that add the same user, card or entry code: never a
   expect(refusedAsReports(await upAtOnce((i) => `email,name,kind,value\nrace-entry-${i}@example.test,Race,entry_code,8264019\n`))).toBe(1);
   expect(await counts()).toEqual({ users: before.users + 3, credentials: before.credentials + cards + 1, codes: before.codes + 1 });
 });
+
+test('a name with a control character (a NUL the database cannot store) is a bad line of the report, not a failed request', async () => {
+  const answer = await upload('email,name,kind,value\nnul-name@example.test,Nul\u0000Name,card,NUL-CARD-1\n', false);
+  expect(answer.status).toBe(422);
+  expect(answer.json).toMatchObject({ ok: false, problems: [expect.objectContaining({ line: 2, field: 'name', code: 'invalid_name' })] });
+});
