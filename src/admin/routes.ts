@@ -103,10 +103,16 @@ export function createAdminRouter(deps: AdminDeps) {
     }
   };
 
-  // The CSV import page takes a whole file in a form field: a larger limit for that one route.
+  // The CSV import page takes a whole file in a form field: a larger limit for that one route, read only once its
+  // sender is known to be an admin who may import (the usual checks then run again, with the CSRF token).
   const largeForm = bodyParser({ enableTypes: ['form'], formLimit: '10mb' }) as unknown as Middleware;
+  const importForm: Middleware = (ctx, next) =>
+    deps.console.requireAdminUser(ctx, async () => {
+      if (!may(ctx, 'importAccessCsv')) throw new AppError(403, 'forbidden');
+      await largeForm(ctx, next);
+    });
   const smallBody = parseBody();
-  pages.use(async (ctx, next) => (ctx.path === '/admin/doors/import' ? largeForm(ctx, next) : smallBody(ctx, next)));
+  pages.use(async (ctx, next) => (ctx.path === '/admin/doors/import' && ctx.method === 'POST' ? importForm(ctx, next) : smallBody(ctx, next)));
   pages.use(csrf(), deps.console.requireAdminUser, anyAdminRole, seeOtherAfterPost);
 
   pages.get('/', (ctx) => {

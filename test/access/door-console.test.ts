@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import http from 'node:http';
 import { consoleSignIn, csrfOf } from '../helpers/console.js';
 import { aUser } from '../helpers/factories.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -141,4 +142,25 @@ test("a day's form posted for a day that is not one (0–6) is refused, and no d
     expect({ day, status: answer.status }).toEqual({ day, status: 404 });
   }
   expect((await server.latchkey.access.getSchedule(scheduleId)).windows).toEqual([]);
+});
+
+test('the import form, the one page taking 10 MB, is not read for someone who may not import: they are answered before the body arrives', async () => {
+  const announced = (cookie?: string) =>
+    new Promise<number>((resolve, reject) => {
+      const url = new URL(`${server.url}/admin/doors/import`);
+      const request = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': 10_000_000, ...(cookie ? { cookie } : {}) } });
+      const timer = setTimeout(() => reject(new Error('the server waited for the body')), 3000);
+      request.on('response', (response) => {
+        clearTimeout(timer);
+        resolve(response.statusCode!);
+        request.destroy();
+      });
+      request.on('error', () => undefined);
+      // Only the start of the promised 10 MB: an answer can only come from a server that did not wait for the rest.
+      request.write('csv=');
+    });
+  expect(await announced()).toBe(302);
+  const auditor = await aUser(server.latchkey, { roles: ['auditor'] });
+  const { agent } = await consoleSignIn(server.url, auditor.email, auditor.password, '/admin/audit');
+  expect(await announced(agent.cookieHeader(new URL(`${server.url}/admin/doors/import`)))).toBe(403);
 });

@@ -31,7 +31,8 @@ export class BrowserAgent {
     private readonly route: (url: string) => string = (url) => url,
   ) {}
 
-  private cookieHeader(url: URL) {
+  /** The Cookie header this browser sends to `url`. */
+  cookieHeader(url: URL) {
     return this.cookies
       .filter((c) => url.pathname === c.path || url.pathname.startsWith(c.path.endsWith('/') ? c.path : `${c.path}/`) || c.path === '/')
       .sort((a, b) => b.path.length - a.path.length)
