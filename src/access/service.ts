@@ -272,9 +272,8 @@ export function createAccessService(deps: AccessDeps) {
       const parts = token.split('.');
       const [id, secret] = parts;
       if (parts.length !== 2 || !id || !secret || !controllerIdSchema.safeParse(id).success) return undefined;
-      // While this instance cannot hear the feed, a rotation or revocation elsewhere would not drop its cached
-      // copy: it reads the controller instead, as decisions read the database then.
-      const row = feed.live() ? await controllerCache.get(`controller:${id}`) : await access.findController(id);
+      // While this instance cannot hear the feed, the cache reads the controller: a rotation elsewhere counts at once.
+      const row = await controllerCache.get(`controller:${id}`);
       const ok = row && sameSecret(secret, row.secret_hash);
       return ok ? { id: row.id, site_id: row.site_id } : undefined;
     },

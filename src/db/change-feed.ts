@@ -114,13 +114,16 @@ export function createLocalChangeFeed(): ChangeFeed {
 
 /**
  * Values loaded by key and kept until the feed says the key changed (or `maxAgeMs`, a backstop). Misses are not
- * kept, so unknown keys cannot fill memory, and concurrent reads of one key share one load.
+ * kept, so unknown keys cannot fill memory, and concurrent reads of one key share one load. While the feed is down
+ * nothing is served from memory: a client deleted or a secret rotated on another instance would otherwise still
+ * work here until the backstop.
  */
 export function invalidatedCache<V>(feed: ChangeFeed, topic: ChangeTopic, load: (key: string) => Promise<V | undefined>, maxAgeMs: number, now: () => number = Date.now) {
   const entries = new Map<string, { value: Promise<V | undefined>; loadedAt: number }>();
   feed.subscribe(topic, (key) => (key === undefined ? entries.clear() : entries.delete(key)));
   return {
     get(key: string): Promise<V | undefined> {
+      if (!feed.live()) return load(key);
       const cached = entries.get(key);
       if (cached && now() - cached.loadedAt <= maxAgeMs) return cached.value;
       const entry = { value: load(key), loadedAt: now() };
