@@ -1,16 +1,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import * as oidc from 'openid-client';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import type { OutgoingEmail } from '../../src/notify/email.js';
 import { PROJECT_ROOT } from '../../src/paths.js';
-import { artifactPath, launchChromium, virtualAuthenticator } from '../helpers/chromium.js';
+import { artifactPath, virtualAuthenticator } from '../helpers/chromium.js';
 import { aClient, APP_ORIGIN, aUser, CALLBACK } from '../helpers/factories.js';
 import { enrolTotp, recordingNotifier, steppingClock } from '../helpers/mfa.js';
 import { referenceTotp } from '../helpers/reference-totp.js';
 import { relyingParty } from '../helpers/relying-party.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { browserTestbed } from '../helpers/browser-testbed.js';
 import { enrolSoftPasskey } from '../helpers/soft-authenticator.js';
 
 /**
@@ -31,17 +31,8 @@ type Language = (typeof LANGUAGES)[number];
 const clock = steppingClock();
 const notices = recordingNotifier();
 const mails: OutgoingEmail[] = [];
-let server: TestServer;
-let browser: Browser;
-beforeAll(async () => {
-  // WebAuthn needs a host name (localhost), and mail makes the inbox-confirmation step and the email factor reachable.
-  server = await startTestServer({ clock, hostname: 'localhost', notifier: notices.notifier, emailSender: { send: async (mail) => void mails.push(mail) } });
-  browser = await launchChromium();
-});
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-});
+// WebAuthn needs a host name (localhost), and mail makes the inbox-confirmation step and the email factor reachable.
+const bed = browserTestbed({ clock, hostname: 'localhost', notifier: notices.notifier, emailSender: { send: async (mail) => void mails.push(mail) } });
 
 // The checks run inside the page (the test's TypeScript has no DOM types): plain scripts, each returning JSON.
 const RUN_AXE = `window.axe.run(document, { resultTypes: ['violations'], preload: false }).then((result) => result.passes.length === 0 ? ['axe checked nothing'] : result.violations
@@ -129,27 +120,27 @@ async function submit(page: Page, action: string, fields: Record<string, string>
 }
 
 async function newContext(language: Language): Promise<BrowserContext> {
-  const context = await browser.newContext({ locale: language.browser, timezoneId: 'Asia/Seoul', bypassCSP: true, extraHTTPHeaders: { 'accept-language': language.accept } });
+  const context = await bed.browser.newContext({ locale: language.browser, timezoneId: 'Asia/Seoul', bypassCSP: true, extraHTTPHeaders: { 'accept-language': language.accept } });
   // The app's own callback is not served: the browser stops there.
   await context.route(`${APP_ORIGIN}**`, (route) => route.fulfill({ body: 'back at the app', contentType: 'text/plain' }));
   return context;
 }
 
 async function authorizationUrl(client: { clientId: string; clientSecret?: string }) {
-  const config = await relyingParty(server.url, client.clientId, client.clientSecret);
+  const config = await relyingParty(bed.server.url, client.clientId, client.clientSecret);
   const verifier = oidc.randomPKCECodeVerifier();
   return oidc.buildAuthorizationUrl(config, { redirect_uri: CALLBACK, scope: 'openid email profile', prompt: 'consent', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: 'a11y' }).toString();
 }
 
 /** Signs a user into the console (password, then a code when they have an authenticator) and lands on `target`. */
 async function consoleSignIn(page: Page, target: string, user: { email: string; password: string }, secret?: string) {
-  await page.goto(`${server.url}${target}`);
+  await page.goto(`${bed.server.url}${target}`);
   await submit(page, '/login', { email: user.email, password: user.password });
   if (secret) {
     clock.nextStep();
     await submit(page, '/mfa', { code: referenceTotp(secret, clock.now()) });
   }
-  await page.waitForURL(`${server.url}${target}**`);
+  await page.waitForURL(`${bed.server.url}${target}**`);
 }
 
 const codeMailedTo = (email: string) => /\b(\d{6})\b/.exec(mails.filter((m) => m.to === email).at(-1)!.subject)![1]!;
@@ -165,25 +156,25 @@ async function inBothLanguages(visit: (language: Language, found: string[]) => P
 describe('every page, in English and Korean, at 375 and 1280 px', () => {
   test('sign-in pages: login, second factor (code, recovery, passkey), inbox confirmation, enrolment, recovery codes, continue, consent, sign-out, error', () => inBothLanguages(async (language, found) => {
     const n = names(language);
-    const plain = await aClient(server.latchkey, { client_name: n.app });
-    const strict = await aClient(server.latchkey, { client_name: n.app, require_mfa: true });
-    const user = await aUser(server.latchkey, { name: n.person });
-    const { secret } = await enrolTotp(server.latchkey, user, clock);
-    const { methodId: passkeyId } = await enrolSoftPasskey(server.latchkey, user, server.url);
+    const plain = await aClient(bed.server.latchkey, { client_name: n.app });
+    const strict = await aClient(bed.server.latchkey, { client_name: n.app, require_mfa: true });
+    const user = await aUser(bed.server.latchkey, { name: n.person });
+    const { secret } = await enrolTotp(bed.server.latchkey, user, clock);
+    const { methodId: passkeyId } = await enrolSoftPasskey(bed.server.latchkey, user, bed.server.url);
     const context = await newContext(language);
     const page = await context.newPage();
 
-    await page.goto(`${server.url}/interaction/no-such-sign-in`);
+    await page.goto(`${bed.server.url}/interaction/no-such-sign-in`);
     await check(page, 'error', language, found);
 
     await page.goto(await authorizationUrl(plain));
     await check(page, 'login', language, found);
-    const icon = await page.request.get(`${server.url}/static/favicon.svg`);
+    const icon = await page.request.get(`${bed.server.url}/static/favicon.svg`);
     if (icon.headers()['content-type'] !== 'image/svg+xml') found.push(`favicon: ${icon.status()} ${icon.headers()['content-type']}`);
     const signInUrl = page.url().split('?')[0]!;
     await page.goto(`${signInUrl}/forgot`);
     await check(page, 'forgot-password', language, found);
-    await page.goto(`${server.url}/password-reset`);
+    await page.goto(`${bed.server.url}/password-reset`);
     await check(page, 'password-reset', language, found);
     await page.goto(signInUrl);
     await submit(page, '/login', { email: user.email, password: 'not the password' });
@@ -205,13 +196,13 @@ describe('every page, in English and Korean, at 375 and 1280 px', () => {
     await page.locator('form[action$="/confirm"] button').click();
     await page.waitForURL(`${CALLBACK}**`);
 
-    await page.goto(`${server.url}/session/end`);
+    await page.goto(`${bed.server.url}/session/end`);
     await check(page, 'logout', language, found);
     await Promise.all([page.waitForNavigation(), page.locator('button[name=logout][value=yes]').click()]);
     await check(page, 'logged-out', language, found);
 
     // A user without a factor at an app that demands one: their inbox first, then an authenticator.
-    const newcomer = await aUser(server.latchkey, { name: n.person });
+    const newcomer = await aUser(bed.server.latchkey, { name: n.person });
     await page.goto(await authorizationUrl(strict));
     await submit(page, '/login', { email: newcomer.email, password: newcomer.password });
     await check(page, 'enrol-email-confirm', language, found);
@@ -226,27 +217,27 @@ describe('every page, in English and Korean, at 375 and 1280 px', () => {
   }), PAGES_TIMEOUT);
 
   test('account pages: profile, security, sessions, password re-entry, adding an authenticator app, a passkey and an email code, recovery codes', () => inBothLanguages(async (language, found) => {
-    const user = await aUser(server.latchkey, { name: names(language).person });
-    const { secret } = await enrolTotp(server.latchkey, user, clock);
-    await server.latchkey.access.addMfaCode(user.id, { code: language.lang === 'en' ? '583920' : '694031' }, { actorId: null });
-    await server.latchkey.access.enableWebPin(user.id, language.lang === 'en' ? '583920' : '694031', { actorId: user.id });
+    const user = await aUser(bed.server.latchkey, { name: names(language).person });
+    const { secret } = await enrolTotp(bed.server.latchkey, user, clock);
+    await bed.server.latchkey.access.addMfaCode(user.id, { code: language.lang === 'en' ? '583920' : '694031' }, { actorId: null });
+    await bed.server.latchkey.access.enableWebPin(user.id, language.lang === 'en' ? '583920' : '694031', { actorId: user.id });
     const context = await newContext(language);
     const page = await context.newPage();
     await virtualAuthenticator(context, page);
     await consoleSignIn(page, '/account/profile', user, secret);
     await check(page, 'account-profile', language, found);
-    await page.goto(`${server.url}/account/security`);
+    await page.goto(`${bed.server.url}/account/security`);
     await check(page, 'account-security', language, found);
     await checkKeyboard(page, 'account-security', language, found);
     // Buttons in a row of methods say which method they act on.
     const remove = language.lang === 'en' ? 'Remove (Authenticator app)' : '삭제 (인증 앱)';
     if ((await page.getByRole('button', { name: remove, exact: true }).count()) !== 1) found.push(`account-security (${language.lang}): no button named "${remove}"`);
-    await page.goto(`${server.url}/account/sessions`);
+    await page.goto(`${bed.server.url}/account/sessions`);
     await check(page, 'account-sessions', language, found);
 
     // The password typed at sign-in counts as recent (its cookie): without it, changes ask for the password again.
     await context.clearCookies({ name: 'lk_reauth' });
-    await page.goto(`${server.url}/account/security`);
+    await page.goto(`${bed.server.url}/account/security`);
     await submit(page, '/account/security/enrol/totp');
     await check(page, 'account-reauth', language, found);
     // A password manager knows whose password this is.
@@ -254,13 +245,13 @@ describe('every page, in English and Korean, at 375 and 1280 px', () => {
     // The password page goes on with what it interrupted: the authenticator app's setup.
     await submit(page, '/account/reauth', { password: user.password });
     await check(page, 'account-enrol-totp', language, found);
-    await page.goto(`${server.url}/account/security`);
+    await page.goto(`${bed.server.url}/account/security`);
     await submit(page, '/account/security/enrol/passkey', { label: names(language).door });
     await check(page, 'account-enrol-passkey', language, found);
-    await page.goto(`${server.url}/account/security`);
+    await page.goto(`${bed.server.url}/account/security`);
     await submit(page, '/account/security/enrol/email');
     await check(page, 'account-enrol-email-sent', language, found);
-    await page.goto(`${server.url}/account/security`);
+    await page.goto(`${bed.server.url}/account/security`);
     await submit(page, '/account/security/recovery-codes');
     await check(page, 'account-confirm', language, found);
     await submit(page, '/account/security/recovery-codes');
@@ -270,15 +261,15 @@ describe('every page, in English and Korean, at 375 and 1280 px', () => {
 
   test('admin console: users, user, reset, invitation, apps, app secret, APIs, settings, audit, doors, site, door, schedule, level, controller token, import', () => inBothLanguages(async (language, found) => {
     const n = names(language);
-    const { access } = server.latchkey;
-    const admin = await aUser(server.latchkey, { roles: ['super_admin'], name: n.admin });
-    const person = await aUser(server.latchkey, { name: n.person });
-    await enrolTotp(server.latchkey, person, clock);
+    const { access } = bed.server.latchkey;
+    const admin = await aUser(bed.server.latchkey, { roles: ['super_admin'], name: n.admin });
+    const person = await aUser(bed.server.latchkey, { name: n.person });
+    await enrolTotp(bed.server.latchkey, person, clock);
     await access.addMfaCode(person.id, { code: language.lang === 'en' ? '482913' : '815274' }, { actorId: null });
     await access.setEntryCode(person.id, { code: language.lang === 'en' ? '7301' : '9264' }, { actorId: null });
     await access.addCredential(person.id, { kind: 'card', identifier: `CARD-${language.lang}-1` }, { actorId: null });
-    await aClient(server.latchkey, { client_name: n.app });
-    await server.latchkey.resources.register({ identifier: `https://api.example.test/${language.lang}`, name: n.api, scopes: ['orders:read'] });
+    await aClient(bed.server.latchkey, { client_name: n.app });
+    await bed.server.latchkey.resources.register({ identifier: `https://api.example.test/${language.lang}`, name: n.api, scopes: ['orders:read'] });
     const site = await access.createSite({ name: n.site, time_zone: 'Asia/Seoul' }, { actorId: null });
     const schedule = await access.createSchedule(site.id, { name: n.schedule, windows: [{ days: [1, 2, 3, 4, 5], start: 480, end: 1080, mode: 'card_and_code' }] }, { actorId: null });
     const door = await access.createDoor(site.id, { name: n.door, has_keypad: true, schedule_id: schedule.id }, { actorId: null });
@@ -292,47 +283,47 @@ describe('every page, in English and Korean, at 375 and 1280 px', () => {
     await check(page, 'admin-users', language, found);
     const current = await page.locator('nav a[aria-current="page"]').evaluateAll((links) => links.map((a) => a.getAttribute('href')));
     if (current.join() !== '/admin/users') found.push(`admin-users (${language.lang}): the nav marks ${current.join() || 'nothing'} as the current page`);
-    await page.goto(`${server.url}/admin/users/${person.id}`);
+    await page.goto(`${bed.server.url}/admin/users/${person.id}`);
     await check(page, 'admin-user', language, found);
-    await page.goto(`${server.url}/admin/users/${person.id}/reset-mfa`);
+    await page.goto(`${bed.server.url}/admin/users/${person.id}/reset-mfa`);
     await check(page, 'admin-reset-mfa', language, found);
-    await page.goto(`${server.url}/admin/users`);
+    await page.goto(`${bed.server.url}/admin/users`);
     await submit(page, '/admin/users/invite', { email: `invitee-${language.lang}@example.test`, name: n.person });
     await check(page, 'admin-user-invited', language, found);
 
-    await page.goto(`${server.url}/admin/clients`);
+    await page.goto(`${bed.server.url}/admin/clients`);
     await check(page, 'admin-clients', language, found);
     await submit(page, '/admin/clients', { client_name: n.app, redirect_uri: 'https://app.example.test/callback' });
     await check(page, 'admin-client-secret', language, found);
-    await page.goto(`${server.url}/admin/resources`);
+    await page.goto(`${bed.server.url}/admin/resources`);
     await check(page, 'admin-resources', language, found);
-    await page.goto(`${server.url}/admin/settings`);
+    await page.goto(`${bed.server.url}/admin/settings`);
     await check(page, 'admin-settings', language, found);
-    await page.goto(`${server.url}/admin/audit`);
+    await page.goto(`${bed.server.url}/admin/audit`);
     await check(page, 'admin-audit', language, found);
 
-    await page.goto(`${server.url}/admin/doors`);
+    await page.goto(`${bed.server.url}/admin/doors`);
     await check(page, 'admin-doors', language, found);
-    await page.goto(`${server.url}/admin/doors/sites/${site.id}`);
+    await page.goto(`${bed.server.url}/admin/doors/sites/${site.id}`);
     await check(page, 'admin-site', language, found);
-    await page.goto(`${server.url}/admin/doors/doors/${door.id}`);
+    await page.goto(`${bed.server.url}/admin/doors/doors/${door.id}`);
     await check(page, 'admin-door', language, found);
-    await page.goto(`${server.url}/admin/doors/schedules/${schedule.id}`);
+    await page.goto(`${bed.server.url}/admin/doors/schedules/${schedule.id}`);
     await check(page, 'admin-schedule', language, found);
-    await page.goto(`${server.url}/admin/doors/schedules/${schedule.id}?day=2`);
+    await page.goto(`${bed.server.url}/admin/doors/schedules/${schedule.id}?day=2`);
     await check(page, 'admin-schedule-day', language, found);
-    await page.goto(`${server.url}/admin/doors/levels/${level.id}`);
+    await page.goto(`${bed.server.url}/admin/doors/levels/${level.id}`);
     await check(page, 'admin-level', language, found);
-    await page.goto(`${server.url}/admin/doors/sites/${site.id}`);
+    await page.goto(`${bed.server.url}/admin/doors/sites/${site.id}`);
     await submit(page, '/controllers', { name: n.controller });
     await check(page, 'admin-controller-token', language, found);
-    await page.goto(`${server.url}/admin/doors/import`);
+    await page.goto(`${bed.server.url}/admin/doors/import`);
     await check(page, 'admin-import', language, found);
     await submit(page, '/admin/doors/import', { csv: `email,name,kind,value,action\n${person.email},${n.person},card,CARD-${language.lang}-2,add\nnot-an-email,,card,X,add\n` });
     await check(page, 'admin-import-report', language, found);
 
     // The invited person sets a password from the link in their mail.
-    const invited = (await server.latchkey.queries.users.findByEmail(`invitee-${language.lang}@example.test`))!;
+    const invited = (await bed.server.latchkey.queries.users.findByEmail(`invitee-${language.lang}@example.test`))!;
     const link = notices.sent.find((s) => s.userId === invited.id && s.event === 'invited')!.details!.link!;
     const guest = await newContext(language);
     const tab = await guest.newPage();

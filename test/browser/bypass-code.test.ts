@@ -1,34 +1,24 @@
-import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import type { Browser } from 'playwright-core';
+import { expect, test } from '@jest/globals';
 import { ACR } from '../../src/mfa/policy.js';
 import { appSignIn } from '../helpers/browser-app.js';
 import { aUser, CALLBACK } from '../helpers/factories.js';
-import { artifactPath, launchChromium } from '../helpers/chromium.js';
+import { artifactPath } from '../helpers/chromium.js';
 import { enrolTotp, steppingClock } from '../helpers/mfa.js';
 import { referenceTotp } from '../helpers/reference-totp.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { browserTestbed } from '../helpers/browser-testbed.js';
 
 const clock = steppingClock();
-let server: TestServer;
-let browser: Browser;
-beforeAll(async () => {
-  server = await startTestServer({ clock });
-  browser = await launchChromium();
-});
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const bed = browserTestbed({ clock });
 
 test('a super admin issues a helpdesk code in the console; the user signs in to an app with it and must set up a new authenticator first', async () => {
-  const admin = await aUser(server.latchkey, { roles: ['super_admin'] });
-  const user = await aUser(server.latchkey, { name: 'Lost Phone' });
-  await enrolTotp(server.latchkey, user, clock);
+  const admin = await aUser(bed.server.latchkey, { roles: ['super_admin'] });
+  const user = await aUser(bed.server.latchkey, { name: 'Lost Phone' });
+  await enrolTotp(bed.server.latchkey, user, clock);
 
   // The console: the user's page, a reason, the code shown on that answer.
-  const desk = await browser.newContext({ locale: 'en-GB' });
+  const desk = await bed.browser.newContext({ locale: 'en-GB' });
   const console_ = await desk.newPage();
-  await console_.goto(`${server.url}/admin/users/${user.id}`);
+  await console_.goto(`${bed.server.url}/admin/users/${user.id}`);
   await console_.getByLabel('Email').fill(admin.email);
   await console_.getByLabel('Password').fill(admin.password);
   await console_.getByRole('button', { name: 'Sign in' }).click();
@@ -40,7 +30,7 @@ test('a super admin issues a helpdesk code in the console; the user signs in to 
   await desk.close();
 
   // The user, in another browser, signs in to an app through openid-client's authorization URL.
-  const app = await appSignIn(browser, server.latchkey, server.url, { locale: 'en-GB' });
+  const app = await appSignIn(bed.browser, bed.server.latchkey, bed.server.url, { locale: 'en-GB' });
   const tab = app.page;
   await tab.getByLabel('Email').fill(user.email);
   await tab.getByLabel('Password').fill(user.password);
@@ -66,6 +56,6 @@ test('a super admin issues a helpdesk code in the console; the user signs in to 
   expect(claims.amr).toEqual(['pwd', 'otp', 'mfa']);
   expect(claims.acr).toBe(ACR.mfa);
   // The lost authenticator is still there (the user removes it on their account page); the new one joined it.
-  expect(await server.latchkey.queries.factors.countConfirmed(user.id)).toBe(2);
+  expect(await bed.server.latchkey.queries.factors.countConfirmed(user.id)).toBe(2);
   await app.context.close();
 });

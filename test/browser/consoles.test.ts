@@ -1,37 +1,28 @@
-import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import type { Browser, Page } from 'playwright-core';
+import { expect, test } from '@jest/globals';
+import type { Page } from 'playwright-core';
 import { aUser } from '../helpers/factories.js';
-import { artifactPath, launchChromium } from '../helpers/chromium.js';
+import { artifactPath } from '../helpers/chromium.js';
 import { enrolTotp, steppingClock } from '../helpers/mfa.js';
 import { referenceTotp } from '../helpers/reference-totp.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { browserTestbed } from '../helpers/browser-testbed.js';
 
 const clock = steppingClock();
-let server: TestServer;
-let browser: Browser;
-beforeAll(async () => {
-  server = await startTestServer({ clock });
-  browser = await launchChromium();
-});
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const bed = browserTestbed({ clock });
 
 async function signIn(page: Page, path: string, user: { email: string; password: string }, labels = { email: 'Email', password: 'Password', submit: 'Sign in' }) {
-  await page.goto(`${server.url}${path}`);
+  await page.goto(`${bed.server.url}${path}`);
   await page.getByLabel(labels.email).fill(user.email);
   await page.getByLabel(labels.password).fill(user.password);
   await page.getByRole('button', { name: labels.submit }).click();
 }
 
 test('an admin turns on enforcement and resets a user\'s MFA from the console', async () => {
-  const admin = await aUser(server.latchkey, { roles: ['super_admin'], name: 'Ada Admin' });
+  const admin = await aUser(bed.server.latchkey, { roles: ['super_admin'], name: 'Ada Admin' });
   // Under enforcement the admin pages need a session with a second factor: the admin has one and uses it.
-  const { secret } = await enrolTotp(server.latchkey, admin, clock);
-  const user = await aUser(server.latchkey, { name: 'Lost Phone' });
-  await enrolTotp(server.latchkey, user, clock);
-  const context = await browser.newContext({ locale: 'en-GB', timezoneId: 'Asia/Seoul' });
+  const { secret } = await enrolTotp(bed.server.latchkey, admin, clock);
+  const user = await aUser(bed.server.latchkey, { name: 'Lost Phone' });
+  await enrolTotp(bed.server.latchkey, user, clock);
+  const context = await bed.browser.newContext({ locale: 'en-GB', timezoneId: 'Asia/Seoul' });
   const page = await context.newPage();
 
   await signIn(page, '/admin/settings', admin);
@@ -45,7 +36,7 @@ test('an admin turns on enforcement and resets a user\'s MFA from the console', 
   await page.locator('form[action="/admin/settings/enforce-mfa"]').getByRole('button', { name: 'Save' }).click();
   await page.getByText('Settings saved.').waitFor();
   expect(await page.getByLabel('Enforce multi-factor authentication').isChecked()).toBe(true);
-  expect((await server.latchkey.mfa.readEnforcement()).value).toBe(true);
+  expect((await bed.server.latchkey.mfa.readEnforcement()).value).toBe(true);
   await page.screenshot({ path: artifactPath('admin-settings-en.png'), fullPage: true });
 
   await page.getByRole('navigation', { name: 'Administration' }).getByRole('link', { name: 'Users' }).click();
@@ -58,20 +49,20 @@ test('an admin turns on enforcement and resets a user\'s MFA from the console', 
   await page.getByRole('button', { name: 'Reset MFA' }).click();
   await page.getByText('Two-step verification was reset.').waitFor();
   await page.getByText('None').first().waitFor();
-  expect(await server.database.db('user_factors').where({ user_id: user.id })).toHaveLength(0);
-  const [reset] = await server.latchkey.queries.audit.list({ subjectId: user.id, action: 'mfa.reset' });
+  expect(await bed.server.database.db('user_factors').where({ user_id: user.id })).toHaveLength(0);
+  const [reset] = await bed.server.latchkey.queries.audit.list({ subjectId: user.id, action: 'mfa.reset' });
   expect(reset).toMatchObject({ actor_id: admin.id });
   await page.screenshot({ path: artifactPath('admin-user-reset-en.png'), fullPage: true });
-  await server.latchkey.mfa.setEnforcement(false, { actorId: admin.id });
+  await bed.server.latchkey.mfa.setEnforcement(false, { actorId: admin.id });
   await context.close();
 });
 
 test('a user sets their preferred method from the account page', async () => {
-  const user = await aUser(server.latchkey, { name: 'Two Methods' });
-  const { secret } = await enrolTotp(server.latchkey, user, clock);
-  await server.latchkey.access.addMfaCode(user.id, { code: '583920' }, { actorId: null });
-  await server.latchkey.access.enableWebPin(user.id, '583920', { actorId: user.id });
-  const context = await browser.newContext({ locale: 'en-GB' });
+  const user = await aUser(bed.server.latchkey, { name: 'Two Methods' });
+  const { secret } = await enrolTotp(bed.server.latchkey, user, clock);
+  await bed.server.latchkey.access.addMfaCode(user.id, { code: '583920' }, { actorId: null });
+  await bed.server.latchkey.access.enableWebPin(user.id, '583920', { actorId: user.id });
+  const context = await bed.browser.newContext({ locale: 'en-GB' });
   const page = await context.newPage();
 
   await signIn(page, '/account/security', user);
@@ -86,17 +77,17 @@ test('a user sets their preferred method from the account page', async () => {
   await page.getByText('Your preferred method was changed.').waitFor();
   expect(await page.locator('tr', { hasText: 'Door PIN' }).locator('.badge').innerText()).toBe('Preferred');
   expect(await page.locator('tr', { hasText: 'Authenticator app' }).locator('.badge').count()).toBe(0);
-  const row = await server.latchkey.queries.users.findById(user.id);
+  const row = await bed.server.latchkey.queries.users.findById(user.id);
   expect(row!.preferred_factor_id).toBe('pin');
   await page.screenshot({ path: artifactPath('account-preferred-en.png'), fullPage: true });
   await context.close();
 });
 
 test('the consoles render in Korean for a Korean browser', async () => {
-  const admin = await aUser(server.latchkey, { roles: ['super_admin'], name: '김관리' });
-  const site = await server.latchkey.access.createSite({ name: '서울 본사', time_zone: 'Asia/Seoul' }, { actorId: null });
-  await server.latchkey.access.createSchedule(site.id, { name: '평일 근무', windows: [{ days: [1, 2, 3, 4, 5], start: 480, end: 1080, mode: 'card_and_code' }] }, { actorId: null });
-  const context = await browser.newContext({ locale: 'ko-KR', timezoneId: 'Asia/Seoul', extraHTTPHeaders: { 'accept-language': 'ko-KR,ko;q=0.9' } });
+  const admin = await aUser(bed.server.latchkey, { roles: ['super_admin'], name: '김관리' });
+  const site = await bed.server.latchkey.access.createSite({ name: '서울 본사', time_zone: 'Asia/Seoul' }, { actorId: null });
+  await bed.server.latchkey.access.createSchedule(site.id, { name: '평일 근무', windows: [{ days: [1, 2, 3, 4, 5], start: 480, end: 1080, mode: 'card_and_code' }] }, { actorId: null });
+  const context = await bed.browser.newContext({ locale: 'ko-KR', timezoneId: 'Asia/Seoul', extraHTTPHeaders: { 'accept-language': 'ko-KR,ko;q=0.9' } });
   const page = await context.newPage();
   await signIn(page, '/admin/users', admin, { email: '이메일', password: '비밀번호', submit: '로그인' });
 
@@ -112,16 +103,16 @@ test('the consoles render in Korean for a Korean browser', async () => {
     ['/account/sessions', '세션 및 기기', 'account-sessions-ko.png'],
   ];
   for (const [path, heading, shot] of pages) {
-    await page.goto(`${server.url}${path}`);
+    await page.goto(`${bed.server.url}${path}`);
     expect([path, await page.getByRole('heading', { level: 1 }).innerText()]).toEqual([path, heading]);
     expect(await page.locator('html').getAttribute('lang')).toBe('ko');
     await page.screenshot({ path: artifactPath(shot), fullPage: true });
   }
   // The weekly grid names the days and modes in Korean; dates show in the viewer's zone.
-  await page.goto(`${server.url}/admin/doors/sites/${site.id}`);
+  await page.goto(`${bed.server.url}/admin/doors/sites/${site.id}`);
   expect(await page.locator('table.week th').allInnerTexts()).toEqual(expect.arrayContaining(['월', '금']));
   expect(await page.locator('table.week td.mode-card_and_code').first().innerText()).toBe('카드 + 코드');
-  await page.goto(`${server.url}/account/sessions`);
+  await page.goto(`${bed.server.url}/account/sessions`);
   expect(await page.locator('tr[data-session] td').nth(2).innerText()).toMatch(/KST|GMT\+9/);
   await context.close();
 });

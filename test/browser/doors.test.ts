@@ -1,28 +1,18 @@
-import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import type { Browser } from 'playwright-core';
+import { expect, test } from '@jest/globals';
 import { aUser } from '../helpers/factories.js';
-import { artifactPath, launchChromium } from '../helpers/chromium.js';
+import { artifactPath } from '../helpers/chromium.js';
 import { manualClock } from '../helpers/mfa.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { browserTestbed } from '../helpers/browser-testbed.js';
 
 // Tuesday 6 January 2026, 10:00 in Seoul.
 const clock = manualClock(new Date('2026-01-06T01:00:00Z'));
-let server: TestServer;
-let browser: Browser;
-beforeAll(async () => {
-  server = await startTestServer({ clock });
-  browser = await launchChromium();
-});
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const bed = browserTestbed({ clock });
 
 test("seed 002 in the console: select a schedule, select a day, switch two-factor entry on, set its times, save; then off to troubleshoot", async () => {
-  const admin = await aUser(server.latchkey, { roles: ['super_admin'] });
-  const context = await browser.newContext({ locale: 'en-GB', timezoneId: 'Asia/Seoul' });
+  const admin = await aUser(bed.server.latchkey, { roles: ['super_admin'] });
+  const context = await bed.browser.newContext({ locale: 'en-GB', timezoneId: 'Asia/Seoul' });
   const page = await context.newPage();
-  await page.goto(`${server.url}/admin/doors`);
+  await page.goto(`${bed.server.url}/admin/doors`);
   await page.getByLabel('Email').fill(admin.email);
   await page.getByLabel('Password').fill(admin.password);
   await page.getByRole('button', { name: 'Sign in' }).click();
@@ -64,30 +54,30 @@ test("seed 002 in the console: select a schedule, select a day, switch two-facto
   await page.getByRole('button', { name: 'Save', exact: true }).first().click();
   await page.getByText('Schedule saved.').waitFor();
   const scheduleId = /schedules\/([0-9a-f-]{36})/.exec(page.url())![1]!;
-  expect((await server.latchkey.access.getSchedule(scheduleId)).windows).toEqual([{ days: [2], start: 540, end: 1110, mode: 'card_and_code' }]);
+  expect((await bed.server.latchkey.access.getSchedule(scheduleId)).windows).toEqual([{ days: [2], start: 540, end: 1110, mode: 'card_and_code' }]);
 
   // A controller at the door asks: the card now needs its code.
-  const [siteId] = [(await server.latchkey.access.getSchedule(scheduleId)).site_id as string];
-  const detail = await server.latchkey.queries.access.siteDetail(siteId);
-  const person = await aUser(server.latchkey);
-  await server.latchkey.access.addCredential(person.id, { kind: 'card', identifier: 'CARD-SEED-002' }, { actorId: null });
-  await server.latchkey.access.createLevel(siteId, { name: 'Staff', door_ids: [detail.doors[0]!.id], user_ids: [person.id] }, { actorId: null });
-  await page.goto(`${server.url}/admin/doors/sites/${siteId}`);
+  const [siteId] = [(await bed.server.latchkey.access.getSchedule(scheduleId)).site_id as string];
+  const detail = await bed.server.latchkey.queries.access.siteDetail(siteId);
+  const person = await aUser(bed.server.latchkey);
+  await bed.server.latchkey.access.addCredential(person.id, { kind: 'card', identifier: 'CARD-SEED-002' }, { actorId: null });
+  await bed.server.latchkey.access.createLevel(siteId, { name: 'Staff', door_ids: [detail.doors[0]!.id], user_ids: [person.id] }, { actorId: null });
+  await page.goto(`${bed.server.url}/admin/doors/sites/${siteId}`);
   await page.getByLabel('New controller name').fill('Lab controller');
   await page.getByRole('button', { name: 'Add controller' }).click();
   const token = await page.locator('[data-controller-token]').inputValue();
   expect(page.url()).not.toContain(token);
   const scan = async () =>
-    (await (await fetch(`${server.url}/api/access/v1/credential`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ door_id: detail.doors[0]!.id, credential: 'CARD-SEED-002' }) })).json()) as { result: string };
+    (await (await fetch(`${bed.server.url}/api/access/v1/credential`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ door_id: detail.doors[0]!.id, credential: 'CARD-SEED-002' }) })).json()) as { result: string };
   expect(await scan()).toMatchObject({ result: 'code_required' });
 
   // Troubleshooting: switch two-factor entry off for Tuesday; the card alone opens the door.
-  await page.goto(`${server.url}/admin/doors/schedules/${scheduleId}?day=2`);
+  await page.goto(`${bed.server.url}/admin/doors/schedules/${scheduleId}?day=2`);
   await expect(page.getByLabel('Start 1', { exact: true }).inputValue()).resolves.toBe('09:00');
   await page.getByLabel('Mode 1', { exact: true }).selectOption({ label: 'Card or code' });
   await page.getByRole('button', { name: 'Save', exact: true }).first().click();
   await page.getByText('Schedule saved.').waitFor();
-  expect((await server.latchkey.access.getSchedule(scheduleId)).windows).toEqual([{ days: [2], start: 540, end: 1110, mode: 'access' }]);
+  expect((await bed.server.latchkey.access.getSchedule(scheduleId)).windows).toEqual([{ days: [2], start: 540, end: 1110, mode: 'access' }]);
   expect(await scan()).toMatchObject({ result: 'grant' });
 
   // A mistyped window comes back on the same form, the field marked for assistive technology.

@@ -1,34 +1,28 @@
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import type { Browser } from 'playwright-core';
-import { artifactPath, launchChromium } from '../helpers/chromium.js';
+import { artifactPath } from '../helpers/chromium.js';
 import { appSignIn } from '../helpers/browser-app.js';
 import { aUser } from '../helpers/factories.js';
 import { enrolTotp, steppingClock } from '../helpers/mfa.js';
 import { referenceTotp } from '../helpers/reference-totp.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { browserTestbed } from '../helpers/browser-testbed.js';
 import { startSmtpServer } from '../helpers/smtp.js';
 
 const clock = steppingClock();
 let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
-let server: TestServer;
-let browser: Browser;
 beforeAll(async () => {
   smtp = await startSmtpServer();
-  server = await startTestServer({ clock, env: { LATCHKEY_SMTP_URL: smtp.url } });
-  browser = await launchChromium();
 });
+const bed = browserTestbed(() => ({ clock, env: { LATCHKEY_SMTP_URL: smtp.url } }));
 afterAll(async () => {
-  await browser?.close();
-  await server?.close();
   await smtp?.close();
 });
 
 const NEW_PASSWORD = 'remembered at last, a long one';
 
 test('forgot password: a code from the mail, a new password, back to the app, and the second factor still asked', async () => {
-  const user = await aUser(server.latchkey, { name: 'Forgetful Fiona' });
-  const { secret } = await enrolTotp(server.latchkey, user, clock);
-  const app = await appSignIn(browser, server.latchkey, server.url, { locale: 'en-GB' });
+  const user = await aUser(bed.server.latchkey, { name: 'Forgetful Fiona' });
+  const { secret } = await enrolTotp(bed.server.latchkey, user, clock);
+  const app = await appSignIn(bed.browser, bed.server.latchkey, bed.server.url, { locale: 'en-GB' });
   const { page } = app;
   await page.getByRole('link', { name: 'Forgot your password?' }).click();
   await page.getByLabel('Email').fill(user.email);
@@ -59,7 +53,7 @@ test('forgot password: a code from the mail, a new password, back to the app, an
 });
 
 test('the forgot password pages in Korean', async () => {
-  const { context, page } = await appSignIn(browser, server.latchkey, server.url, { locale: 'ko-KR', extraHTTPHeaders: { 'accept-language': 'ko-KR,ko;q=0.9' } });
+  const { context, page } = await appSignIn(bed.browser, bed.server.latchkey, bed.server.url, { locale: 'ko-KR', extraHTTPHeaders: { 'accept-language': 'ko-KR,ko;q=0.9' } });
   await page.getByRole('link', { name: '비밀번호를 잊으셨나요?' }).click();
   expect(await page.getByRole('heading').first().innerText()).toBe('비밀번호 재설정');
   await page.screenshot({ path: artifactPath('forgot-password-request-ko.png'), fullPage: true });
@@ -71,16 +65,16 @@ test('the forgot password pages in Korean', async () => {
 });
 
 test('an admin edits a user: a taken address stays on the form with its error, then a reset code is mailed', async () => {
-  const admin = await aUser(server.latchkey, { roles: ['super_admin'], name: 'Ada Admin' });
-  const user = await aUser(server.latchkey, { name: 'Forgetful Fred' });
-  const other = await aUser(server.latchkey);
+  const admin = await aUser(bed.server.latchkey, { roles: ['super_admin'], name: 'Ada Admin' });
+  const user = await aUser(bed.server.latchkey, { name: 'Forgetful Fred' });
+  const other = await aUser(bed.server.latchkey);
   for (const [locale, labels] of [
     ['en-GB', { email: 'Email', password: 'Password', submit: 'Sign in', save: 'Save name and email', send: 'Email a reset code' }],
     ['ko-KR', { email: '이메일', password: '비밀번호', submit: '로그인', save: '이름과 이메일 저장', send: '재설정 코드 이메일로 보내기' }],
   ] as const) {
-    const context = await browser.newContext({ locale, extraHTTPHeaders: { 'accept-language': locale } });
+    const context = await bed.browser.newContext({ locale, extraHTTPHeaders: { 'accept-language': locale } });
     const page = await context.newPage();
-    await page.goto(`${server.url}/admin/users/${user.id}`);
+    await page.goto(`${bed.server.url}/admin/users/${user.id}`);
     await page.getByLabel(labels.email).fill(admin.email);
     await page.getByLabel(labels.password).fill(admin.password);
     await page.getByRole('button', { name: labels.submit }).click();

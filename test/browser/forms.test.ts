@@ -1,34 +1,25 @@
-import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { expect, test } from '@jest/globals';
 import * as oidc from 'openid-client';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { aClient, APP_ORIGIN, aUser, CALLBACK } from '../helpers/factories.js';
-import { artifactPath, launchChromium } from '../helpers/chromium.js';
+import { artifactPath } from '../helpers/chromium.js';
 import { enrolTotp, steppingClock } from '../helpers/mfa.js';
 import { relyingParty } from '../helpers/relying-party.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { browserTestbed } from '../helpers/browser-testbed.js';
 
 const clock = steppingClock();
-let server: TestServer;
-let browser: Browser;
-beforeAll(async () => {
-  server = await startTestServer({ clock });
-  browser = await launchChromium();
-});
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const bed = browserTestbed({ clock });
 
 async function signIn(page: Page, path: string, user: { email: string; password: string }) {
-  await page.goto(`${server.url}${path}`);
+  await page.goto(`${bed.server.url}${path}`);
   await page.locator('input[name="email"]').fill(user.email);
   await page.locator('input[name="password"]').fill(user.password);
   await page.locator('form[action$="/login"] button[type="submit"]').click();
 }
 
 test('a refused form comes back in place: what was typed is still there, the error is on its field', async () => {
-  const admin = await aUser(server.latchkey, { roles: ['super_admin'] });
-  const context = await browser.newContext({ locale: 'en-GB' });
+  const admin = await aUser(bed.server.latchkey, { roles: ['super_admin'] });
+  const context = await bed.browser.newContext({ locale: 'en-GB' });
   const page = await context.newPage();
   await signIn(page, '/admin/clients', admin);
   await page.getByRole('heading', { name: 'Apps' }).waitFor();
@@ -55,9 +46,9 @@ test('a refused form comes back in place: what was typed is still there, the err
   expect(await page.locator('h1').innerText()).toBe('Typed app');
 
   // The account's profile, in Korean: the same mechanism, the message in the user's language.
-  const user = await aUser(server.latchkey);
-  await server.latchkey.queries.users.update(user.id, { locale: 'ko' });
-  const own = await browser.newContext({ locale: 'ko-KR' });
+  const user = await aUser(bed.server.latchkey);
+  await bed.server.latchkey.queries.users.update(user.id, { locale: 'ko' });
+  const own = await bed.browser.newContext({ locale: 'ko-KR' });
   const tab = await own.newPage();
   await signIn(tab, '/account/profile', user);
   await tab.locator('#time_zone').waitFor();
@@ -75,13 +66,13 @@ test('a refused form comes back in place: what was typed is still there, the err
 });
 
 test('too many wrong codes: a Latchkey page says what happened and when to try again, and leads back to the app', async () => {
-  const user = await aUser(server.latchkey);
-  await enrolTotp(server.latchkey, user, clock);
-  const client = await aClient(server.latchkey, { client_name: 'Forms demo app' });
-  const config = await relyingParty(server.url, client.clientId, client.clientSecret);
+  const user = await aUser(bed.server.latchkey);
+  await enrolTotp(bed.server.latchkey, user, clock);
+  const client = await aClient(bed.server.latchkey, { client_name: 'Forms demo app' });
+  const config = await relyingParty(bed.server.url, client.clientId, client.clientSecret);
   const verifier = oidc.randomPKCECodeVerifier();
   const authUrl = oidc.buildAuthorizationUrl(config, { redirect_uri: CALLBACK, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: 'forms' });
-  const context = await browser.newContext({ locale: 'en-GB' });
+  const context = await bed.browser.newContext({ locale: 'en-GB' });
   let callback = '';
   await context.route(`${APP_ORIGIN}**`, async (route) => {
     callback = route.request().url();

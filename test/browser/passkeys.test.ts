@@ -1,33 +1,24 @@
-import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { expect, test } from '@jest/globals';
 import * as oidc from 'openid-client';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { ACR } from '../../src/mfa/policy.js';
 import { PROJECT_ROOT } from '../../src/paths.js';
-import { artifactPath, launchChromium, virtualAuthenticator } from '../helpers/chromium.js';
+import { artifactPath, virtualAuthenticator } from '../helpers/chromium.js';
 import { aClient, APP_ORIGIN, aUser, CALLBACK } from '../helpers/factories.js';
 import { recordingNotifier } from '../helpers/mfa.js';
 import { relyingParty } from '../helpers/relying-party.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { browserTestbed } from '../helpers/browser-testbed.js';
 
 const notices = recordingNotifier();
-let server: TestServer;
-let browser: Browser;
-beforeAll(async () => {
-  server = await startTestServer({ hostname: 'localhost', notifier: notices.notifier });
-  browser = await launchChromium();
-});
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const bed = browserTestbed({ hostname: 'localhost', notifier: notices.notifier });
 
 type Authenticator = Awaited<ReturnType<typeof virtualAuthenticator>>;
 type Credential = Awaited<ReturnType<Authenticator['credentials']>>[number];
 
 async function signInToAccount(page: Page, user: { email: string; password: string }) {
-  await page.goto(`${server.url}/account/security`);
+  await page.goto(`${bed.server.url}/account/security`);
   await page.getByLabel('Email').fill(user.email);
   await page.getByLabel('Password').fill(user.password);
   await page.getByRole('button', { name: 'Sign in', exact: true }).click();
@@ -36,8 +27,8 @@ async function signInToAccount(page: Page, user: { email: string; password: stri
 
 /** A user who added a passkey on their account page, in a browser with a virtual authenticator; returns the passkey. */
 async function userWithPasskey(name = 'Work laptop'): Promise<{ user: Awaited<ReturnType<typeof aUser>>; passkey: Credential }> {
-  const user = await aUser(server.latchkey, { name: 'Pat Passkey' });
-  const context = await browser.newContext({ locale: 'en-GB' });
+  const user = await aUser(bed.server.latchkey, { name: 'Pat Passkey' });
+  const context = await bed.browser.newContext({ locale: 'en-GB' });
   const page = await context.newPage();
   const authenticator = await virtualAuthenticator(context, page);
   await signInToAccount(page, user);
@@ -61,11 +52,11 @@ async function userWithPasskey(name = 'Work laptop'): Promise<{ user: Awaited<Re
  * click to pick it); without, the browser says it has no autofill, as one whose user types instead.
  */
 async function appSignIn(params: Record<string, string> = {}, options: { isUserVerified?: boolean; autofill?: boolean } = {}) {
-  const client = await aClient(server.latchkey, { first_party: true });
-  const config = await relyingParty(server.url, client.clientId, client.clientSecret);
+  const client = await aClient(bed.server.latchkey, { first_party: true });
+  const config = await relyingParty(bed.server.url, client.clientId, client.clientSecret);
   const verifier = oidc.randomPKCECodeVerifier();
   const url = oidc.buildAuthorizationUrl(config, { redirect_uri: CALLBACK, scope: 'openid email', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: 'passkey', ...params });
-  const context = await browser.newContext({ locale: 'en-GB' });
+  const context = await bed.browser.newContext({ locale: 'en-GB' });
   if (!options.autofill) await context.addInitScript('if (window.PublicKeyCredential) PublicKeyCredential.isConditionalMediationAvailable = async () => false;');
   const callback = new Promise<string>((resolve) => {
     void context.route(`${APP_ORIGIN}**`, async (route) => {
@@ -79,7 +70,7 @@ async function appSignIn(params: Record<string, string> = {}, options: { isUserV
   return { context, page, authenticator, tokens, open: () => page.goto(url.toString()) };
 }
 
-const auditOf = (userId: string, action: string) => server.latchkey.queries.db('audit_events').where({ subject_id: userId, action }).orderBy('id');
+const auditOf = (userId: string, action: string) => bed.server.latchkey.queries.db('audit_events').where({ subject_id: userId, action }).orderBy('id');
 const PASSKEY_FAILED = "That passkey didn't work. Try again, or sign in with your password.";
 
 // Code that runs in the page, as text: the test project has no DOM types. It posts a response through the page's
@@ -92,15 +83,15 @@ const postThroughForm = (response: string) => `(() => {
 
 test('a user adds a passkey on the account page; it is audited, they are told, and the admin page shows it', async () => {
   const { user, passkey } = await userWithPasskey('Work laptop');
-  const [credential] = await server.latchkey.queries.db('webauthn_credentials').where({ user_id: user.id });
+  const [credential] = await bed.server.latchkey.queries.db('webauthn_credentials').where({ user_id: user.id });
   expect(credential).toMatchObject({ backup_eligible: false, transports: ['internal'] });
   expect((await auditOf(user.id, 'mfa.enrol')).map((e) => [e.outcome, e.details.factor])).toEqual([['success', 'passkey']]);
   expect(notices.sent.filter((n) => n.userId === user.id)).toEqual([expect.objectContaining({ event: 'factor_added', details: { factor: 'passkey' } })]);
 
-  const admin = await aUser(server.latchkey, { roles: ['super_admin'] });
-  const context = await browser.newContext({ locale: 'en-GB' });
+  const admin = await aUser(bed.server.latchkey, { roles: ['super_admin'] });
+  const context = await bed.browser.newContext({ locale: 'en-GB' });
   const page = await context.newPage();
-  await page.goto(`${server.url}/admin/users/${user.id}`);
+  await page.goto(`${bed.server.url}/admin/users/${user.id}`);
   await page.getByLabel('Email').fill(admin.email);
   await page.getByLabel('Password').fill(admin.password);
   await page.getByRole('button', { name: 'Sign in', exact: true }).click();
@@ -108,10 +99,10 @@ test('a user adds a passkey on the account page; it is audited, they are told, a
   await context.close();
 
   // Back in their account (through the passkey's autofill), the user renames it, then removes it.
-  const own = await browser.newContext({ locale: 'en-GB' });
+  const own = await bed.browser.newContext({ locale: 'en-GB' });
   const tab = await own.newPage();
   await (await virtualAuthenticator(own, tab)).add(passkey);
-  await tab.goto(`${server.url}/account/security`);
+  await tab.goto(`${bed.server.url}/account/security`);
   await tab.getByRole('heading', { name: 'Sign-in & security' }).waitFor();
   await tab.getByLabel('Nickname for Work laptop').fill('Old laptop');
   await tab.getByRole('button', { name: 'Rename' }).click();
@@ -125,7 +116,7 @@ test('a user adds a passkey on the account page; it is audited, they are told, a
   await tab.getByText('Remove “Old laptop”?').waitFor();
   await tab.getByRole('button', { name: 'Remove' }).click();
   await tab.getByText('The method was removed.').waitFor();
-  expect(await server.latchkey.queries.db('webauthn_credentials').where({ user_id: user.id })).toEqual([]);
+  expect(await bed.server.latchkey.queries.db('webauthn_credentials').where({ user_id: user.id })).toEqual([]);
   expect((await auditOf(user.id, 'mfa.remove')).map((e) => e.details.factor)).toEqual(['passkey']);
   expect(notices.eventsFor(user.id)).toEqual(['factor_added', 'factor_removed']);
   await own.close();
@@ -207,7 +198,7 @@ test('a passkey registered for another RP ID is refused', async () => {
   const login = page.url();
   // A look-alike site (other.localhost) made a passkey for its own RP ID, naming our user.
   const bundle = fs.readFileSync(path.join(PROJECT_ROOT, 'node_modules/@simplewebauthn/browser/dist/bundle/index.umd.min.js'), 'utf8');
-  const lookAlikeUrl = `http://other.localhost:${new URL(server.url).port}/`;
+  const lookAlikeUrl = `http://other.localhost:${new URL(bed.server.url).port}/`;
   await context.route(`${lookAlikeUrl}**`, (route) => route.fulfill({ contentType: 'text/html', body: `<!doctype html><title>look-alike</title><script>${bundle}</script>` }));
   const lookAlike = await context.newPage();
   const theirs = await virtualAuthenticator(context, lookAlike);
@@ -237,7 +228,7 @@ test('a passkey registered for another RP ID is refused', async () => {
   })))()`)) as string;
   await page.evaluate(postThroughForm(relayed));
   await page.getByText(PASSKEY_FAILED).waitFor();
-  const refused = await server.latchkey.queries.db('audit_events').where({ action: 'login.passwordless', outcome: 'failure' }).whereRaw("details->>'reason' = 'unknown_credential'");
+  const refused = await bed.server.latchkey.queries.db('audit_events').where({ action: 'login.passwordless', outcome: 'failure' }).whereRaw("details->>'reason' = 'unknown_credential'");
   expect(refused).toHaveLength(1);
   await context.close();
 });

@@ -1,28 +1,21 @@
-import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { beforeAll, expect, test } from '@jest/globals';
 import * as oidc from 'openid-client';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { ACR } from '../../src/mfa/policy.js';
-import { artifactPath, launchChromium } from '../helpers/chromium.js';
+import { artifactPath } from '../helpers/chromium.js';
 import { aClient, APP_ORIGIN, aUser, CALLBACK } from '../helpers/factories.js';
 import { enrolTotp, steppingClock } from '../helpers/mfa.js';
 import { referenceTotp } from '../helpers/reference-totp.js';
 import { relyingParty } from '../helpers/relying-party.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { browserTestbed } from '../helpers/browser-testbed.js';
 
 const clock = steppingClock();
-let server: TestServer;
-let browser: Browser;
 let config: oidc.Configuration;
+const bed = browserTestbed({ clock });
 beforeAll(async () => {
-  server = await startTestServer({ clock });
-  await server.latchkey.settings.write('remember-device', { days: 30 });
-  browser = await launchChromium();
-  const client = await aClient(server.latchkey, { first_party: true });
-  config = await relyingParty(server.url, client.clientId, client.clientSecret);
-});
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
+  await bed.server.latchkey.settings.write('remember-device', { days: 30 });
+  const client = await aClient(bed.server.latchkey, { first_party: true });
+  config = await relyingParty(bed.server.url, client.clientId, client.clientSecret);
 });
 
 /**
@@ -64,17 +57,17 @@ const typeCode = (secret: string, remember = false) => async (page: Page) => {
   await page.getByRole('button', { name: 'Verify' }).click();
 };
 const remembered = async () => undefined;
-const auditOf = (userId: string, action: string) => server.database.db('audit_events').where({ subject_id: userId, action }).orderBy('id');
+const auditOf = (userId: string, action: string) => bed.server.database.db('audit_events').where({ subject_id: userId, action }).orderBy('id');
 
 test('a remembered browser skips the second factor; the same cookies in another browser do not', async () => {
-  const user = await aUser(server.latchkey, { name: 'Rem Ember' });
-  const { secret } = await enrolTotp(server.latchkey, user, clock);
-  const home = await browser.newContext({ locale: 'en-GB' });
+  const user = await aUser(bed.server.latchkey, { name: 'Rem Ember' });
+  const { secret } = await enrolTotp(bed.server.latchkey, user, clock);
+  const home = await bed.browser.newContext({ locale: 'en-GB' });
 
   // Password and authenticator code, ticking "remember".
   const first = await signInToApp(home, user, typeCode(secret, true));
   expect(first).toMatchObject({ sub: user.id, amr: ['pwd', 'otp', 'mfa'], acr: ACR.mfa });
-  const [device] = await server.database.db('remembered_devices').where({ user_id: user.id });
+  const [device] = await bed.server.database.db('remembered_devices').where({ user_id: user.id });
   expect(device).toMatchObject({ label: 'Chrome, Linux' });
   const cookie = (await home.cookies()).find((c) => c.name === 'lk_device')!;
   expect(cookie).toMatchObject({ value: device.id, httpOnly: true, sameSite: 'Lax' });
@@ -85,7 +78,7 @@ test('a remembered browser skips the second factor; the same cookies in another 
   expect((await auditOf(user.id, 'mfa.remembered_device')).map((e) => e.outcome)).toEqual(['success']);
 
   // Every cookie copied into a fresh browser: no key there, so the second factor is asked as usual.
-  const elsewhere = await browser.newContext({ locale: 'en-GB' });
+  const elsewhere = await bed.browser.newContext({ locale: 'en-GB' });
   await elsewhere.addCookies(await home.cookies());
   const copied = await signInToApp(elsewhere, user, async (page) => {
     // The server did offer this browser a challenge (the cookie names the device); only the key could answer it.
@@ -98,7 +91,7 @@ test('a remembered browser skips the second factor; the same cookies in another 
 
   // The user forgets the browser on their account page; the next sign-in there asks for the second factor again.
   const account = await home.newPage();
-  await account.goto(`${server.url}/account/security`);
+  await account.goto(`${bed.server.url}/account/security`);
   // The console signs in like any app: the password, and this browser answers the second step again.
   await account.getByLabel('Email').fill(user.email);
   await account.getByLabel('Password').fill(user.password);
@@ -106,7 +99,7 @@ test('a remembered browser skips the second factor; the same cookies in another 
   await account.getByRole('heading', { name: 'Remembered browsers' }).waitFor();
   await account.getByRole('button', { name: 'Forget', exact: true }).click();
   await account.getByText('That browser was forgotten').waitFor();
-  expect(await server.database.db('remembered_devices').where({ user_id: user.id })).toEqual([]);
+  expect(await bed.server.database.db('remembered_devices').where({ user_id: user.id })).toEqual([]);
   await account.close();
   const afterForget = await signInToApp(home, user, typeCode(secret));
   expect(afterForget.amr).toEqual(['pwd', 'otp', 'mfa']);
@@ -114,14 +107,14 @@ test('a remembered browser skips the second factor; the same cookies in another 
 });
 
 test('without JavaScript there is nothing to tick, and nothing is remembered', async () => {
-  const user = await aUser(server.latchkey);
-  const { secret } = await enrolTotp(server.latchkey, user, clock);
-  const plain = await browser.newContext({ locale: 'en-GB', javaScriptEnabled: false });
+  const user = await aUser(bed.server.latchkey);
+  const { secret } = await enrolTotp(bed.server.latchkey, user, clock);
+  const plain = await bed.browser.newContext({ locale: 'en-GB', javaScriptEnabled: false });
   const claims = await signInToApp(plain, user, async (page) => {
     expect(await page.getByLabel("Don't ask for the second step again in this browser for 30 days").isVisible()).toBe(false);
     await typeCode(secret)(page);
   });
   expect(claims.amr).toEqual(['pwd', 'otp', 'mfa']);
-  expect(await server.database.db('remembered_devices').where({ user_id: user.id })).toEqual([]);
+  expect(await bed.server.database.db('remembered_devices').where({ user_id: user.id })).toEqual([]);
   await plain.close();
 });

@@ -1,34 +1,25 @@
-import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { expect, test } from '@jest/globals';
 import * as oidc from 'openid-client';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { artifactPath, launchChromium } from '../helpers/chromium.js';
+import type { BrowserContext, Page } from 'playwright-core';
+import { artifactPath } from '../helpers/chromium.js';
 import { aClient, APP_ORIGIN, aUser, CALLBACK } from '../helpers/factories.js';
 import { relyingParty } from '../helpers/relying-party.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { browserTestbed } from '../helpers/browser-testbed.js';
 
-let server: TestServer;
-let browser: Browser;
-beforeAll(async () => {
-  server = await startTestServer();
-  browser = await launchChromium();
-});
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const bed = browserTestbed();
 
 type TestUser = Awaited<ReturnType<typeof aUser>>;
 
 /** A new browser (no cookies) whose requests to the app are answered by the test, with every page's HTML kept. */
 async function aBrowser(locale = 'en-GB') {
-  const context = await browser.newContext({ locale });
+  const context = await bed.browser.newContext({ locale });
   await context.route(`${APP_ORIGIN}**`, (route) => route.fulfill({ body: 'signed in', contentType: 'text/plain' }));
   const page = await context.newPage();
   // Dangerous buttons ask first; the user says yes.
   page.on('dialog', (dialog) => void dialog.accept());
   const documents: Array<Promise<string>> = [];
   page.on('response', (response) => {
-    if (response.request().resourceType() === 'document' && response.url().startsWith(server.url)) documents.push(response.text().catch(() => ''));
+    if (response.request().resourceType() === 'document' && response.url().startsWith(bed.server.url)) documents.push(response.text().catch(() => ''));
   });
   return { context, page, pagesSeen: () => Promise.all(documents) };
 }
@@ -71,9 +62,9 @@ async function closeAll(...contexts: BrowserContext[]) {
 }
 
 test('consent is remembered in a new browser; revoking the app on the account page makes it ask again', async () => {
-  const user = await aUser(server.latchkey);
-  const client = await aClient(server.latchkey, { client_name: 'Photo Album' });
-  const config = await relyingParty(server.url, client.clientId, client.clientSecret);
+  const user = await aUser(bed.server.latchkey);
+  const client = await aClient(bed.server.latchkey, { client_name: 'Photo Album' });
+  const config = await relyingParty(bed.server.url, client.clientId, client.clientSecret);
 
   const first = await aBrowser();
   expect(await signIntoApp(first.page, config, user, 'consent-en.png')).toEqual({ askedConsent: true });
@@ -84,7 +75,7 @@ test('consent is remembered in a new browser; revoking the app on the account pa
   expect((await second.pagesSeen()).some((html) => html.includes('Allow access?'))).toBe(false);
 
   // The account page (same session) lists the app and this browser; revoking takes the app's access back.
-  await second.page.goto(`${server.url}/account/sessions`);
+  await second.page.goto(`${bed.server.url}/account/sessions`);
   const app = second.page.locator(`tr[data-app="${client.clientId}"]`);
   await app.getByText('Photo Album').waitFor();
   await app.getByText('See your email address').waitFor();
@@ -95,7 +86,7 @@ test('consent is remembered in a new browser; revoking the app on the account pa
   await app.getByRole('button', { name: 'Revoke access of Photo Album' }).click();
   await second.page.getByText('The app\'s access was revoked.').waitFor();
   expect(await second.page.locator(`tr[data-app="${client.clientId}"]`).count()).toBe(0);
-  const [revoked] = await server.latchkey.queries.audit.list({ subjectId: user.id, action: 'user.app_revoked' });
+  const [revoked] = await bed.server.latchkey.queries.audit.list({ subjectId: user.id, action: 'user.app_revoked' });
   expect(revoked).toMatchObject({ actor_id: user.id, client_id: client.clientId });
 
   // The same browser, still signed in to Latchkey, goes back to the app: consent is asked again.
@@ -108,9 +99,9 @@ test('sign out from a console page ends the session, in English and Korean', asy
     ['en-GB', { email: 'Email', password: 'Password', submit: 'Sign in', signOut: 'Sign out', signedOut: 'You are signed out' }],
     ['ko-KR', { email: '이메일', password: '비밀번호', submit: '로그인', signOut: '로그아웃', signedOut: '로그아웃되었습니다' }],
   ] as const) {
-    const user = await aUser(server.latchkey, { roles: ['auditor'] });
+    const user = await aUser(bed.server.latchkey, { roles: ['auditor'] });
     const { context, page } = await aBrowser(locale);
-    await page.goto(`${server.url}/admin/users`);
+    await page.goto(`${bed.server.url}/admin/users`);
     await page.getByLabel(labels.email, { exact: true }).fill(user.email);
     await page.getByLabel(labels.password, { exact: true }).fill(user.password);
     await page.getByRole('button', { name: labels.submit, exact: true }).click();
@@ -118,9 +109,9 @@ test('sign out from a console page ends the session, in English and Korean', asy
     await page.getByRole('heading', { name: labels.signedOut }).waitFor();
     expect(new URL(page.url()).pathname).toBe('/account/signed-out');
     await page.screenshot({ path: artifactPath(`signed-out-${locale.slice(0, 2)}.png`), fullPage: true });
-    expect(await server.latchkey.queries.oidcModels.sessionsOf(user.id, new Date())).toHaveLength(0);
+    expect(await bed.server.latchkey.queries.oidcModels.sessionsOf(user.id, new Date())).toHaveLength(0);
     // Back, or straight to a console page: the password is asked again.
-    await page.goto(`${server.url}/account/profile`);
+    await page.goto(`${bed.server.url}/account/profile`);
     await page.getByLabel(labels.password, { exact: true }).waitFor();
     await context.close();
   }

@@ -1,32 +1,22 @@
-import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { expect, test } from '@jest/globals';
 import * as oidc from 'openid-client';
-import type { Browser } from 'playwright-core';
 import { appSignIn } from '../helpers/browser-app.js';
 import { aClient, aUser, CALLBACK } from '../helpers/factories.js';
-import { artifactPath, decodeQr, launchChromium } from '../helpers/chromium.js';
+import { artifactPath, decodeQr } from '../helpers/chromium.js';
 import { steppingClock } from '../helpers/mfa.js';
 import { referenceTotp } from '../helpers/reference-totp.js';
 import { relyingParty } from '../helpers/relying-party.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { browserTestbed } from '../helpers/browser-testbed.js';
 
 const clock = steppingClock();
-let server: TestServer;
-let browser: Browser;
-beforeAll(async () => {
-  server = await startTestServer({ clock });
-  browser = await launchChromium();
-});
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const bed = browserTestbed({ clock });
 
 test('a user enrols TOTP by scanning the QR code on the page, then signs in to an app with it', async () => {
-  const user = await aUser(server.latchkey, { name: 'Grace Hopper' });
-  const context = await browser.newContext({ locale: 'en-GB' });
+  const user = await aUser(bed.server.latchkey, { name: 'Grace Hopper' });
+  const context = await bed.browser.newContext({ locale: 'en-GB' });
   const page = await context.newPage();
 
-  await page.goto(`${server.url}/account/security`);
+  await page.goto(`${bed.server.url}/account/security`);
   await page.getByLabel('Email').fill(user.email);
   await page.getByLabel('Password').fill(user.password);
   await page.getByRole('button', { name: 'Sign in' }).click();
@@ -51,7 +41,7 @@ test('a user enrols TOTP by scanning the QR code on the page, then signs in to a
   await context.close();
 
   // A fresh browser signs in to an app: password, then a code from the scanned secret.
-  const app = await appSignIn(browser, server.latchkey, server.url);
+  const app = await appSignIn(bed.browser, bed.server.latchkey, bed.server.url);
   const tokens = await app.passwordAndTotp(user.email, user.password, () => {
     clock.nextStep();
     return referenceTotp(secret, clock.now());
@@ -61,9 +51,9 @@ test('a user enrols TOTP by scanning the QR code on the page, then signs in to a
 });
 
 test('the sign-in page renders in Korean for a Korean browser', async () => {
-  const client = await aClient(server.latchkey);
-  const config = await relyingParty(server.url, client.clientId, client.clientSecret);
-  const context = await browser.newContext({ locale: 'ko-KR', extraHTTPHeaders: { 'accept-language': 'ko-KR,ko;q=0.9' } });
+  const client = await aClient(bed.server.latchkey);
+  const config = await relyingParty(bed.server.url, client.clientId, client.clientSecret);
+  const context = await bed.browser.newContext({ locale: 'ko-KR', extraHTTPHeaders: { 'accept-language': 'ko-KR,ko;q=0.9' } });
   const page = await context.newPage();
   const url = oidc.buildAuthorizationUrl(config, { redirect_uri: CALLBACK, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256' });
   await page.goto(url.toString());
