@@ -437,31 +437,30 @@ export function createAccessQueries(db: Database) {
       });
     },
     /**
-     * Decisions a controller took offline, each stored once: a replayed event (same controller, same event id) is
-     * skipped by the unique index on those two and its time (which the replay carries unchanged). Returns the event ids stored now.
+     * Decisions a controller took offline, each stored once per controller and event id, whatever time it is resent
+     * with. Each id is locked for the transaction (in one order, so batches cannot deadlock) before its earlier
+     * copies are looked for: two batches naming one id at once, on any instances, store it once. An earlier copy is
+     * looked for back to `since`. Returns the event ids stored now.
      */
-    storeOfflineDecisions: async (rows: OfflineDecisionRow[]) => {
+    storeOfflineDecisions: async (controllerId: string, rows: OfflineDecisionRow[], since: Date) => {
       if (!rows.length) return [];
-      const result = await db.raw(
-        `insert into audit_events (occurred_at, action, outcome, subject_id, details)
-           select occurred_at, 'door.decision', outcome, subject_id, details
-             from jsonb_to_recordset(?::jsonb) as e(occurred_at timestamptz, outcome text, subject_id uuid, details jsonb)
-         on conflict ((details->>'controller_id'), (details->>'event_id'), occurred_at) where action = 'door.decision' and (details->>'event_id') is not null do nothing
-         returning details->>'event_id' as event_id`,
-        [JSON.stringify(rows)],
-      );
-      return (result.rows as Array<{ event_id: string }>).map((r) => r.event_id);
+      const ids = [...new Set(rows.map((row) => String(row.details.event_id)))].sort();
+      return db.transaction(async (trx) => {
+        await trx.raw(`select pg_advisory_xact_lock(hashtextextended('door-event:' || ? || ':' || id, 0)) from unnest(?::text[]) with ordinality as e(id, n) order by n`, [controllerId, ids]);
+        const result = await trx.raw(
+          `insert into audit_events (occurred_at, action, outcome, subject_id, details)
+             select occurred_at, 'door.decision', outcome, subject_id, details
+               from jsonb_to_recordset(?::jsonb) as e(occurred_at timestamptz, outcome text, subject_id uuid, details jsonb)
+              where not exists (select 1 from audit_events a
+                                 where a.action = 'door.decision' and a.occurred_at >= ?
+                                   and (a.details->>'controller_id') = ? and (a.details->>'event_id') = e.details->>'event_id')
+           on conflict ((details->>'controller_id'), (details->>'event_id'), occurred_at) where action = 'door.decision' and (details->>'event_id') is not null do nothing
+           returning details->>'event_id' as event_id`,
+          [JSON.stringify(rows), since.toISOString(), controllerId],
+        );
+        return (result.rows as Array<{ event_id: string }>).map((r) => r.event_id);
+      });
     },
-    /** Which of these event ids of the controller's are stored with a time since `since` (at whatever time). */
-    storedOfflineEventIds: async (controllerId: string, eventIds: string[], since: Date) =>
-      (
-        (await db.raw(
-          `select distinct details->>'event_id' as event_id from audit_events
-            where action = 'door.decision' and (details->>'event_id') is not null
-              and (details->>'controller_id') = ? and (details->>'event_id') = any(?::text[]) and occurred_at >= ?`,
-          [controllerId, eventIds, since.toISOString()],
-        )).rows as Array<{ event_id: string }>
-      ).map((r) => r.event_id),
     listDecisions: (filter: { doorId?: string; userId?: string; limit?: number }) =>
       db('audit_events')
         .where({ action: 'door.decision' })
