@@ -263,8 +263,7 @@ export function createDoorDecisions(deps: DecisionDeps) {
       }
       // An event stored before, resent at another time (the controller's clock set meanwhile), is not stored again.
       // Its first time was at most OFFLINE_PAST_DAYS before it reached us, so before this batch's earliest bound.
-      const before = new Set(await access.storedOfflineEventIds(controller.id, [...timeOf.keys()], new Date(earliest - OFFLINE_PAST_DAYS * 86_400_000)));
-      const stored = new Set(await access.storeOfflineDecisions(rows.filter((row) => !before.has(row.details.event_id))));
+      const stored = new Set(await access.storeOfflineDecisions(controller.id, rows, new Date(earliest - OFFLINE_PAST_DAYS * 86_400_000)));
       return { stored: [...stored], already_stored: [...new Set(input.events.map((e) => e.id).filter((id) => !stored.has(id)))] };
     },
   };

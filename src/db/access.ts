@@ -437,31 +437,36 @@ export function createAccessQueries(db: Database) {
       });
     },
     /**
-     * Decisions a controller took offline, each stored once: a replayed event (same controller, same event id) is
-     * skipped by the unique index on those two and its time (which the replay carries unchanged). Returns the event ids stored now.
+     * Decisions a controller took offline, each stored once: an event (same controller, same event id) stored with a
+     * time since `since`, at whatever time, is skipped. Returns the event ids stored now.
      */
-    storeOfflineDecisions: async (rows: OfflineDecisionRow[]) => {
+    storeOfflineDecisions: async (controllerId: string, rows: OfflineDecisionRow[], since: Date) => {
       if (!rows.length) return [];
-      const result = await db.raw(
-        `insert into audit_events (occurred_at, action, outcome, subject_id, details)
-           select occurred_at, 'door.decision', outcome, subject_id, details
-             from jsonb_to_recordset(?::jsonb) as e(occurred_at timestamptz, outcome text, subject_id uuid, details jsonb)
-         on conflict ((details->>'controller_id'), (details->>'event_id'), occurred_at) where action = 'door.decision' and (details->>'event_id') is not null do nothing
-         returning details->>'event_id' as event_id`,
-        [JSON.stringify(rows)],
-      );
-      return (result.rows as Array<{ event_id: string }>).map((r) => r.event_id);
+      // One batch of this controller's at a time: an event id resent at another time by a concurrent batch is
+      // seen here (the unique index includes the time, so it alone would store it twice).
+      return db.transaction(async (trx) => {
+        await trx.raw(`select pg_advisory_xact_lock(hashtext(current_schema() || '.latchkey.offline-events.' || ?))`, [controllerId]);
+        const before = new Set(
+          ((await trx.raw(
+            `select distinct details->>'event_id' as event_id from audit_events
+              where action = 'door.decision' and (details->>'event_id') is not null
+                and (details->>'controller_id') = ? and (details->>'event_id') = any(?::text[]) and occurred_at >= ?`,
+            [controllerId, [...new Set(rows.map((r) => r.details.event_id))], since.toISOString()],
+          )).rows as Array<{ event_id: string }>).map((r) => r.event_id),
+        );
+        const fresh = rows.filter((row) => !before.has(row.details.event_id));
+        if (!fresh.length) return [];
+        const result = await trx.raw(
+          `insert into audit_events (occurred_at, action, outcome, subject_id, details)
+             select occurred_at, 'door.decision', outcome, subject_id, details
+               from jsonb_to_recordset(?::jsonb) as e(occurred_at timestamptz, outcome text, subject_id uuid, details jsonb)
+           on conflict ((details->>'controller_id'), (details->>'event_id'), occurred_at) where action = 'door.decision' and (details->>'event_id') is not null do nothing
+           returning details->>'event_id' as event_id`,
+          [JSON.stringify(fresh)],
+        );
+        return (result.rows as Array<{ event_id: string }>).map((r) => r.event_id);
+      });
     },
-    /** Which of these event ids of the controller's are stored with a time since `since` (at whatever time). */
-    storedOfflineEventIds: async (controllerId: string, eventIds: string[], since: Date) =>
-      (
-        (await db.raw(
-          `select distinct details->>'event_id' as event_id from audit_events
-            where action = 'door.decision' and (details->>'event_id') is not null
-              and (details->>'controller_id') = ? and (details->>'event_id') = any(?::text[]) and occurred_at >= ?`,
-          [controllerId, eventIds, since.toISOString()],
-        )).rows as Array<{ event_id: string }>
-      ).map((r) => r.event_id),
     listDecisions: (filter: { doorId?: string; userId?: string; limit?: number }) =>
       db('audit_events')
         .where({ action: 'door.decision' })
