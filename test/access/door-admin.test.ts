@@ -408,6 +408,19 @@ describe('bad input is a clear 4xx', () => {
     expect((await api('PATCH', `${A}/doors/00000000-0000-4000-8000-000000000000`, admin, { name: 'Any' }, { 'if-match': '*' })).status).toBe(404);
   });
 
+  test('If-Match compares the opaque tag exactly: another spelling of the number, or an empty tag, is no version (412)', async () => {
+    const s = await aSite();
+    const etag = (await api('GET', `${A}/doors/${s.plain.id}`, admin)).headers.get('etag')!;
+    expect(etag).toBe('"1"');
+    for (const other of ['"0x1"', '"1.0"', '"1e0"', '"01"', '"+1"', '""', '"0"']) {
+      const answer = await api('PATCH', `${A}/doors/${s.plain.id}`, admin, { name: `Not ${other}` }, { 'if-match': other });
+      expect({ other, status: answer.status }).toEqual({ other, status: 412 });
+    }
+    // Not an entity tag at all (a space is no tag character): a bad If-Match.
+    expect((await api('PATCH', `${A}/doors/${s.plain.id}`, admin, { name: 'Spaced' }, { 'if-match': '" 1"' })).json).toMatchObject({ status: 400, field: 'If-Match' });
+    expect((await api('PATCH', `${A}/doors/${s.plain.id}`, admin, { name: 'Exact' }, { 'if-match': etag })).json).toMatchObject({ name: 'Exact', version: 2 });
+  });
+
   test('a site admin edits only their own site’s doors, schedules, levels and controllers', async () => {
     const [mine, theirs] = [await aSite(), await aSite()];
     const siteAdmin = await anAdmin(server.latchkey, server.url, ['access_site_admin']);
