@@ -487,6 +487,10 @@ export function createAccessQueries(db: Database) {
       removals?: { credentials: Array<{ user_id: string; identifier: string }>; codes: Array<{ user_id: string; kind: AccessCodeRow['kind']; code_lookup: string }> };
     }) =>
       db.transaction(async (trx) => {
+        // The users whose entry code this replaces or removes are held first, in one order, as a single entry code's
+        // replacement holds its user (replaceEntryCode): else the two, run at once, deadlock on the codes.
+        const entryHolders = [...new Set([...batch.codes, ...(batch.removals?.codes ?? [])].filter((c) => c.kind === 'entry').map((c) => c.user_id))].sort();
+        if (entryHolders.length) await trx('users').whereIn('id', entryHolders).orderBy('id').forUpdate().select('id');
         const removed: string[] = [];
         for (const c of batch.removals?.credentials ?? []) removed.push(...((await trx('access_credentials').where(c).delete().returning('id')) as Array<{ id: string }>).map((r) => r.id));
         for (const c of batch.removals?.codes ?? []) await trx('access_codes').where(c).delete();

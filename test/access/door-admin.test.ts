@@ -314,6 +314,19 @@ describe('credentials have a life cycle', () => {
     expect(codes.filter((c) => c.kind === 'entry')).toHaveLength(1);
   });
 
+  test('an entry code set while CSV imports give the same user an entry code: the set answers 200, never another user\'s code taken', async () => {
+    const s = await aSite();
+    const { email } = (await server.database.db('users').where({ id: s.user.id }).first()) as { email: string };
+    const imports = Array.from({ length: 20 }, (_, i) =>
+      api('POST', `${A}/import?dry_run=false`, admin, `email,name,kind,value\n${email},Racer,entry_code,${730_000 + 13 * i}\n`, { 'content-type': 'text/csv' }));
+    const sets = Array.from({ length: 20 }, (_, i) => api('PUT', `${A}/users/${s.user.id}/entry-code`, admin, { code: String(850_000 + 19 * i) }));
+    const [imported, set] = await Promise.all([Promise.all(imports), Promise.all(sets)]);
+    expect(set.map((r) => ({ status: r.status, code: r.json.code }))).toEqual(Array(20).fill({ status: 200, code: undefined }));
+    for (const reply of imported) expect([200, 422]).toContain(reply.status);
+    const codes = (await api('GET', `${A}/users/${s.user.id}/codes`, admin)).json.codes as Array<{ kind: string }>;
+    expect(codes.filter((c) => c.kind === 'entry')).toHaveLength(1);
+  });
+
   test('a credential manager may not manage an admin’s credentials, one by one or in bulk', async () => {
     const manager = (await anAdmin(server.latchkey, server.url, ['access_credential_manager'])).token;
     const otherAdmin = await aUser(server.latchkey, { roles: ['auditor'] });
