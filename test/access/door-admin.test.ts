@@ -243,6 +243,22 @@ describe('everything created can be changed and removed', () => {
   });
 });
 
+describe('a controller id in another case', () => {
+  test('is the same controller: its token rotated or revoked (named in any case) is refused at once in every case', async () => {
+    const s = await aSite();
+    const [id, secret] = s.token.split('.') as [string, string];
+    const scanWith = (t: string) => api('POST', '/api/access/v1/credential', t, { door_id: s.door.id, credential: 'anything' });
+    // The old token, used with its id in capitals, then rotated (as the console names it, in lower case).
+    expect((await scanWith(`${id.toUpperCase()}.${secret}`)).status).toBe(200);
+    const rotated = (await api('POST', `${A}/controllers/${s.controller.id}/token`, admin)).json.token as string;
+    expect((await scanWith(`${id.toUpperCase()}.${secret}`)).status).toBe(401);
+    // The new token, cached as the controller uses it, then revoked by an API call naming the id in capitals.
+    expect((await scanWith(rotated)).status).toBe(200);
+    expect((await api('DELETE', `${A}/controllers/${id.toUpperCase()}`, admin)).status).toBe(204);
+    expect((await scanWith(rotated)).status).toBe(401);
+  });
+});
+
 describe('credentials have a life cycle', () => {
   test('a lost card suspended is denied with its own reason, resumed works again, removed is unknown', async () => {
     const s = await aSite();
