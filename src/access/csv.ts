@@ -189,8 +189,9 @@ export async function importAccessCsv(
   if (!dryRun && report.ok) {
     const removedCredentials = await deps.queries.access.importBatch({ ...batch, removals }).catch((error: { code?: string }) => {
       // Checked above, then taken by another import or admin before this one's transaction (a unique index: the
-      // same user, card or entry code; a foreign key: a user deleted): rolled back whole, reported like a bad file.
-      if (error.code === '23505' || error.code === '23503') return undefined;
+      // same user, card or entry code; a foreign key: a user deleted; a deadlock: two files adding the same users or
+      // cards in different orders): rolled back whole, reported like a bad file.
+      if (error.code === '23505' || error.code === '23503' || error.code === '40P01') return undefined;
       throw error;
     });
     if (!removedCredentials) {

@@ -151,6 +151,9 @@ export function createAccessService(deps: AccessDeps) {
   // (The loader is async so that the cache holds a settled promise, not a query builder that re-runs when awaited.)
   const feed = deps.feed ?? createLocalChangeFeed();
   const controllerCache = invalidatedCache(feed, 'access', async (key) => access.findController(key.slice('controller:'.length)), CONTROLLER_CACHE_MS);
+  /** A controller's cache key: PostgreSQL reads a uuid in any case, so one key for all of them (else a token used
+   *  with its id in capitals, or a rotation naming it so, misses the other's entry and outlives the rotation). */
+  const controllerKey = (id: string) => `controller:${id.toLowerCase()}`;
   /** Tells this instance and every other one that something a decision reads has changed. */
   async function changed(key: string) {
     deps.onAccessChanged?.(key);
@@ -273,7 +276,7 @@ export function createAccessService(deps: AccessDeps) {
       const [id, secret] = parts;
       if (parts.length !== 2 || !id || !secret || !controllerIdSchema.safeParse(id).success) return undefined;
       // While this instance cannot hear the feed, the cache reads the controller: a rotation elsewhere counts at once.
-      const row = await controllerCache.get(`controller:${id}`);
+      const row = await controllerCache.get(controllerKey(id));
       const ok = row && sameSecret(secret, row.secret_hash);
       return ok ? { id: row.id, site_id: row.site_id } : undefined;
     },
@@ -390,14 +393,14 @@ export function createAccessService(deps: AccessDeps) {
     async rotateControllerToken(controllerId: string, by: Acting) {
       const secret = newControllerSecret();
       const row = found((await access.rotateController(controllerId, secret.hash)) ?? 'missing', 'controller');
-      await changed(`controller:${controllerId}`);
+      await changed(controllerKey(controllerId));
       await audit('access.controller_token_rotated', 'success', by, null, { site_id: row.site_id, controller_id: controllerId });
       return { ...row, token: `${row.id}.${secret.value}` };
     },
     /** A lost controller: gone, and refused on every instance when this returns. */
     async deleteController(controllerId: string, expected: number | undefined, by: Acting) {
       found(await access.deleteUnreferenced('access_controllers', controllerId, expected, async () => ({})), 'controller');
-      await changed(`controller:${controllerId}`);
+      await changed(controllerKey(controllerId));
       await audit('access.controller_revoked', 'success', by, null, { controller_id: controllerId });
     },
 

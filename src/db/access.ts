@@ -438,15 +438,15 @@ export function createAccessQueries(db: Database) {
     },
     /**
      * Decisions a controller took offline, each stored once per controller and event id, whatever time it is resent
-     * with. Each id is locked for the transaction (in one order, so batches cannot deadlock) before its earlier
-     * copies are looked for: two batches naming one id at once, on any instances, store it once. An earlier copy is
-     * looked for back to `since`. Returns the event ids stored now.
+     * with. The controller's batches are stored one at a time (a transaction lock on the controller, on whichever
+     * instance they arrive), so each looks for earlier copies after the one before it committed. One lock, not one
+     * per event: a 500-event batch would take 500 slots of PostgreSQL's shared lock table. An earlier copy is looked
+     * for back to `since`. Returns the event ids stored now.
      */
     storeOfflineDecisions: async (controllerId: string, rows: OfflineDecisionRow[], since: Date) => {
       if (!rows.length) return [];
-      const ids = [...new Set(rows.map((row) => String(row.details.event_id)))].sort();
       return db.transaction(async (trx) => {
-        await trx.raw(`select pg_advisory_xact_lock(hashtextextended('door-event:' || ? || ':' || id, 0)) from unnest(?::text[]) with ordinality as e(id, n) order by n`, [controllerId, ids]);
+        await trx.raw(`select pg_advisory_xact_lock(hashtextextended('door-events:' || ?, 0))`, [controllerId]);
         const result = await trx.raw(
           `insert into audit_events (occurred_at, action, outcome, subject_id, details)
              select occurred_at, 'door.decision', outcome, subject_id, details
@@ -481,6 +481,10 @@ export function createAccessQueries(db: Database) {
       removals?: { credentials: Array<{ user_id: string; identifier: string }>; codes: Array<{ user_id: string; kind: AccessCodeRow['kind']; code_lookup: string }> };
     }) =>
       db.transaction(async (trx) => {
+        // The users whose entry code this replaces or removes are held first, in one order, as a single entry code's
+        // replacement holds its user (replaceEntryCode): else the two, run at once, deadlock on the codes.
+        const entryHolders = [...new Set([...batch.codes, ...(batch.removals?.codes ?? [])].filter((c) => c.kind === 'entry').map((c) => c.user_id))].sort();
+        if (entryHolders.length) await trx('users').whereIn('id', entryHolders).orderBy('id').forUpdate().select('id');
         const removed: string[] = [];
         for (const c of batch.removals?.credentials ?? []) removed.push(...((await trx('access_credentials').where(c).delete().returning('id')) as Array<{ id: string }>).map((r) => r.id));
         for (const c of batch.removals?.codes ?? []) await trx('access_codes').where(c).delete();

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { loadCatalogues } from '../../src/i18n.js';
 import { VIEWS_DIR } from '../../src/paths.js';
 import { anAdmin, apiClient } from '../helpers/admin-api.js';
+import { onRealPostgres } from '../helpers/database.js';
 import { aUser } from '../helpers/factories.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -149,4 +150,21 @@ test('a name with a control character (a NUL the database cannot store) is a bad
   const answer = await upload('email,name,kind,value\nnul-name@example.test,Nul\u0000Name,card,NUL-CARD-1\n', false);
   expect(answer.status).toBe(422);
   expect(answer.json).toMatchObject({ ok: false, problems: [expect.objectContaining({ line: 2, field: 'name', code: 'invalid_name' })] });
+});
+
+(onRealPostgres ? test : test.skip)('an import that deadlocks with another writer adding the same users in the other order: a report, never a 500', async () => {
+  // Another transaction holds the second user of the file, and then asks for its first: PostgreSQL breaks the cycle.
+  const other = await server.database.db.transaction();
+  try {
+    await other('users').insert({ id: crypto.randomUUID(), email: 'deadlock-b@example.test', name: 'B' });
+    const reply = upload('email,name,kind,value\ndeadlock-a@example.test,A,card,DEADLOCK-A\ndeadlock-b@example.test,B,card,DEADLOCK-B\n', false);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const blocked = other('users').insert({ id: crypto.randomUUID(), email: 'deadlock-a@example.test', name: 'A' }).catch((error: { code?: string }) => error.code);
+    const answer = await reply;
+    await blocked;
+    expect(answer.status).toBe(422);
+    expect(answer.json).toMatchObject({ ok: false, problems: [expect.objectContaining({ code: 'changed_meanwhile' })] });
+  } finally {
+    await other.rollback().catch(() => undefined);
+  }
 });

@@ -243,6 +243,22 @@ describe('everything created can be changed and removed', () => {
   });
 });
 
+describe('a controller id in another case', () => {
+  test('is the same controller: its token rotated or revoked (named in any case) is refused at once in every case', async () => {
+    const s = await aSite();
+    const [id, secret] = s.token.split('.') as [string, string];
+    const scanWith = (t: string) => api('POST', '/api/access/v1/credential', t, { door_id: s.door.id, credential: 'anything' });
+    // The old token, used with its id in capitals, then rotated (as the console names it, in lower case).
+    expect((await scanWith(`${id.toUpperCase()}.${secret}`)).status).toBe(200);
+    const rotated = (await api('POST', `${A}/controllers/${s.controller.id}/token`, admin)).json.token as string;
+    expect((await scanWith(`${id.toUpperCase()}.${secret}`)).status).toBe(401);
+    // The new token, cached as the controller uses it, then revoked by an API call naming the id in capitals.
+    expect((await scanWith(rotated)).status).toBe(200);
+    expect((await api('DELETE', `${A}/controllers/${id.toUpperCase()}`, admin)).status).toBe(204);
+    expect((await scanWith(rotated)).status).toBe(401);
+  });
+});
+
 describe('credentials have a life cycle', () => {
   test('a lost card suspended is denied with its own reason, resumed works again, removed is unknown', async () => {
     const s = await aSite();
@@ -310,6 +326,19 @@ describe('credentials have a life cycle', () => {
     const typed = await Promise.all(Array.from({ length: 20 }, (_, i) => api('PUT', `${A}/users/${s.user.id}/entry-code`, admin, { code: String(640_000 + 17 * i) })));
     const generated = await Promise.all(Array.from({ length: 20 }, () => api('PUT', `${A}/users/${s.user.id}/entry-code`, admin, { generate: { length: 8 } })));
     expect([...typed, ...generated].map((r) => r.status)).toEqual(Array(40).fill(200));
+    const codes = (await api('GET', `${A}/users/${s.user.id}/codes`, admin)).json.codes as Array<{ kind: string }>;
+    expect(codes.filter((c) => c.kind === 'entry')).toHaveLength(1);
+  });
+
+  test('an entry code set while CSV imports give the same user an entry code: the set answers 200, never another user\'s code taken', async () => {
+    const s = await aSite();
+    const { email } = (await server.database.db('users').where({ id: s.user.id }).first()) as { email: string };
+    const imports = Array.from({ length: 20 }, (_, i) =>
+      api('POST', `${A}/import?dry_run=false`, admin, `email,name,kind,value\n${email},Racer,entry_code,${730_000 + 13 * i}\n`, { 'content-type': 'text/csv' }));
+    const sets = Array.from({ length: 20 }, (_, i) => api('PUT', `${A}/users/${s.user.id}/entry-code`, admin, { code: String(850_000 + 19 * i) }));
+    const [imported, set] = await Promise.all([Promise.all(imports), Promise.all(sets)]);
+    expect(set.map((r) => ({ status: r.status, code: r.json.code }))).toEqual(Array(20).fill({ status: 200, code: undefined }));
+    for (const reply of imported) expect([200, 422]).toContain(reply.status);
     const codes = (await api('GET', `${A}/users/${s.user.id}/codes`, admin)).json.codes as Array<{ kind: string }>;
     expect(codes.filter((c) => c.kind === 'entry')).toHaveLength(1);
   });
@@ -406,6 +435,19 @@ describe('bad input is a clear 4xx', () => {
     expect((await api('DELETE', `${A}/doors/${s.plain.id}`, admin, undefined, { 'if-match': `W/${etag}` })).status).toBe(412);
     expect((await api('PATCH', `${A}/doors/${s.plain.id}`, admin, { name: 'Any' }, { 'if-match': '*' })).json).toMatchObject({ name: 'Any' });
     expect((await api('PATCH', `${A}/doors/00000000-0000-4000-8000-000000000000`, admin, { name: 'Any' }, { 'if-match': '*' })).status).toBe(404);
+  });
+
+  test('If-Match compares the opaque tag exactly: another spelling of the number, or an empty tag, is no version (412)', async () => {
+    const s = await aSite();
+    const etag = (await api('GET', `${A}/doors/${s.plain.id}`, admin)).headers.get('etag')!;
+    expect(etag).toBe('"1"');
+    for (const other of ['"0x1"', '"1.0"', '"1e0"', '"01"', '"+1"', '""', '"0"']) {
+      const answer = await api('PATCH', `${A}/doors/${s.plain.id}`, admin, { name: `Not ${other}` }, { 'if-match': other });
+      expect({ other, status: answer.status }).toEqual({ other, status: 412 });
+    }
+    // Not an entity tag at all (a space is no tag character): a bad If-Match.
+    expect((await api('PATCH', `${A}/doors/${s.plain.id}`, admin, { name: 'Spaced' }, { 'if-match': '" 1"' })).json).toMatchObject({ status: 400, field: 'If-Match' });
+    expect((await api('PATCH', `${A}/doors/${s.plain.id}`, admin, { name: 'Exact' }, { 'if-match': etag })).json).toMatchObject({ name: 'Exact', version: 2 });
   });
 
   test('a site admin edits only their own site’s doors, schedules, levels and controllers', async () => {

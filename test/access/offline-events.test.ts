@@ -69,10 +69,10 @@ describe('decisions taken offline', () => {
     expect((await stored()).filter((r) => String(r.details.event_id).startsWith('moved-')).map((r) => r.details.event_id)).toEqual(['moved-1']);
   });
 
-  test('the same event sent at once with different times (two instances, a corrected clock) is stored once', async () => {
-    const answers = await Promise.all(Array.from({ length: 20 }, (_v, i) => send([event('raced-1', { occurred_at: ago(600 + i) })])));
-    expect(answers.map((a) => a.status)).toEqual(Array(20).fill(200));
-    expect(answers.filter((a) => (a.json.stored as string[]).includes('raced-1'))).toHaveLength(1);
+  test('an event id sent by 40 batches at once, each at another time, is stored once', async () => {
+    const answers = await Promise.all(Array.from({ length: 40 }, (_v, i) => send([event('raced-1', { occurred_at: ago(600 + i) })])));
+    expect(answers.map((a) => a.status)).toEqual(Array.from({ length: 40 }, () => 200));
+    expect(answers.flatMap((a) => a.json.stored as string[])).toEqual(['raced-1']);
     expect((await stored()).filter((r) => r.details.event_id === 'raced-1')).toHaveLength(1);
   });
 

@@ -75,10 +75,14 @@ const NO_VERSION = -1;
 export function ifMatchVersion(ctx: Context): number | undefined {
   const raw = ctx.get('if-match').trim();
   if (!raw || raw === '*') return undefined;
-  const weak = raw.startsWith('W/');
-  const version = Number(raw.replace(/^W\//, '').replace(/"/g, ''));
+  // One entity tag (a bare number is taken as its quoted self); its opaque part is compared exactly, so "0x1",
+  // "1.0" or "" name no version we gave out, whatever Number() makes of them.
+  const tag = /^(W\/)?"([\x21\x23-\x7e]*)"$/.exec(raw) ?? /^()(\d+)$/.exec(raw);
+  if (!tag) throw new AppError(400, 'invalid_request', 'If-Match must be an ETag from GET', 'If-Match');
+  const [, weak, opaque = ''] = tag;
+  const version = /^(0|[1-9]\d*)$/.test(opaque) ? Number(opaque) : NO_VERSION;
   // Versions are PostgreSQL integers: a larger number is no version we gave out (and would fail in the query).
-  if (!Number.isInteger(version) || version < 0 || version > 2_147_483_647) throw new AppError(400, 'invalid_request', 'If-Match must be an ETag from GET', 'If-Match');
+  if (version > 2_147_483_647) throw new AppError(400, 'invalid_request', 'If-Match must be an ETag from GET', 'If-Match');
   return weak ? NO_VERSION : version;
 }
 
