@@ -206,19 +206,26 @@ describe('knex adapter within one request', () => {
     const interaction = id();
     await adapter('Interaction').upsert(interaction, { jti: interaction, result: { login: { accountId: 'a' } } }, 60);
     const sessions = [id(), id()];
-    const resume = (session: string) =>
+    // Both read the interaction before either stores anything: the race this is about, not one request finishing
+    // before the other starts.
+    let found = 0;
+    let bothFound!: () => void;
+    const together = new Promise<void>((resolve) => (bothFound = resolve));
+    const resume = (session: string, race = true) =>
       inOneRequest(async () => {
         expect(await adapter('Interaction').find(interaction)).toBeDefined();
+        if (race && ++found === sessions.length) bothFound();
+        if (race) await together;
         await adapter('Interaction').destroy(interaction);
         await adapter('Session').upsert(session, { jti: session, uid: id(), accountId: 'a' }, 60);
       });
-    const outcomes = await Promise.allSettled(sessions.map(resume));
+    const outcomes = await Promise.allSettled(sessions.map((session) => resume(session)));
     expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
     expect(outcomes.find((o) => o.status === 'rejected')).toMatchObject({ reason: { name: 'SessionNotFound' } });
     const stored = await database.db('oidc_model_instances').where({ model: 'Session' }).whereIn('id', sessions);
     expect(stored).toHaveLength(1);
     // And in sequence: the second finds nothing to resume.
-    await expect(resume(id())).rejects.toThrow();
+    await expect(resume(id(), false)).rejects.toThrow();
   });
 
   test("a code is read with its session, grant and account: the token request's next reads cost nothing", async () => {
