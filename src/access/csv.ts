@@ -7,7 +7,7 @@ import { csvRows, fromCsvCell } from '../security/csv-cell.js';
 import type { SecretBox } from '../security/secret-box.js';
 import { accessCodeSchema, isTrivialCode } from './codes.js';
 import type { CredentialKind } from '../db/access.js';
-import { credentialSchema } from './service.js';
+import { credentialSchema, withoutControlCharacters } from './service.js';
 
 export const CSV_COLUMNS = ['email', 'name', 'kind', 'value'] as const;
 /** An optional fifth column: `add` (the default when absent or empty) or `delete`. */
@@ -27,7 +27,7 @@ const NOTICES_AT_ONCE = 8;
 
 const rowSchema = z.object({
   email: z.email({ message: 'expected an email address' }).max(320),
-  name: z.string().max(200).regex(/^[^\p{Cc}]*$/u, { message: 'a name has no control characters' }).default(''),
+  name: withoutControlCharacters(z.string().max(200)).default(''),
   kind: z.enum(KINDS, { message: `expected one of ${KINDS.join(', ')}` }),
   value: z.string().max(64),
   action: z.preprocess((v) => (v === '' || v === undefined ? 'add' : v), z.enum(['add', 'delete'], { message: 'expected add or delete' })),

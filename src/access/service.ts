@@ -42,11 +42,10 @@ export interface Acting {
   ip?: string;
 }
 
-/**
- * What an administrator names a site, door, schedule, exception, level or controller: printable text (a control
- * character, a NUL above all, which PostgreSQL cannot store, is refused naming the field).
- */
-const optionalName = z.string().trim().max(200).regex(/^[^\p{Cc}]*$/u, { message: 'a name has no control characters' });
+/** Printable text only: a control character (a NUL above all, which PostgreSQL cannot store) is refused, naming the field. */
+export const withoutControlCharacters = (text: z.ZodString) => text.regex(/^[^\p{Cc}]*$/u, { message: 'a name has no control characters' });
+/** What an administrator names a site, door, schedule, exception, level or controller. */
+const optionalName = withoutControlCharacters(z.string().trim().max(200));
 export const nameSchema = optionalName.min(1);
 
 export const siteSchema = z.object({
